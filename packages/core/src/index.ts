@@ -1,0 +1,4 @@
+export * from './errors.js'
+export * from './progress.js'
+export * from './exec.js'
+export * from './paths.js'

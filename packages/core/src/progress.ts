@@ -1,0 +1,49 @@
+/**
+ * Long operations report through a Progress and stop on an AbortSignal, so the same function
+ * runs in the CLI, in-process for a job, or on a remote worker.
+ */
+export type ProgressLevel = 'debug' | 'info' | 'warn' | 'error'
+
+export interface ProgressEvent {
+  /** ms since epoch */
+  t: number
+  level: ProgressLevel
+  /** what the event is about: a pair, a node, a file; '' for the operation as a whole */
+  scope: string
+  message: string
+  /** 0..1 when the operation can tell */
+  fraction?: number
+}
+
+export type Progress = (e: ProgressEvent) => void
+
+export type Operation<I, R> = (input: I, progress: Progress, signal: AbortSignal) => Promise<R>
+
+/** Convenience: build events without repeating the timestamp. */
+export function reporter(progress: Progress, scope = '') {
+  const emit = (level: ProgressLevel, message: string, fraction?: number) =>
+    progress(fraction === undefined ? { t: Date.now(), level, scope, message } : { t: Date.now(), level, scope, message, fraction })
+  return {
+    info: (m: string, fraction?: number) => emit('info', m, fraction),
+    warn: (m: string) => emit('warn', m),
+    debug: (m: string) => emit('debug', m),
+    error: (m: string) => emit('error', m),
+    scoped: (sub: string) => reporter(progress, scope ? `${scope}/${sub}` : sub),
+  }
+}
+
+export const silentProgress: Progress = () => {}
+
+/** Progress that writes human-readable lines to stderr (logs never go to stdout). */
+export function stderrProgress(minLevel: ProgressLevel = 'info'): Progress {
+  const order: Record<ProgressLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 }
+  return (e) => {
+    if (order[e.level] < order[minLevel]) return
+    const tag = e.level === 'info' ? '' : `${e.level}: `
+    process.stderr.write(`${e.scope ? `[${e.scope}] ` : ''}${tag}${e.message}\n`)
+  }
+}
+
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('aborted')
+}

@@ -1,0 +1,6 @@
+export * from './schema.js'
+export * from './model.js'
+export * from './ip.js'
+export * from './load.js'
+export * from './jsonschema.js'
+export { pairRules, hostRules, globalRules } from './rules.js'
