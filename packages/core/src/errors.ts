@@ -26,7 +26,9 @@ export interface SourceIssue {
 }
 
 export function formatIssue(i: SourceIssue): string {
-  return `${i.file}:${i.line}:${i.column}: ${i.path ? i.path + ': ' : ''}${i.message}`
+  // line 0: the file as a whole (missing, unreadable), no position to point at
+  const where = i.line > 0 ? `${i.file}:${i.line}:${i.column}` : i.file
+  return `${where}: ${i.path ? i.path + ': ' : ''}${i.message}`
 }
 
 /** Invalid input: never retried, nothing is pushed anywhere. */

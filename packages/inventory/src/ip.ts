@@ -33,16 +33,26 @@ function mask(prefix: number): number {
 
 /** Parse "a.b.c.d/len"; returns a reason string when invalid. */
 export function parseCidr(s: string): Cidr | string {
-  const m = /^([^/]+)\/(\d{1,2})$/.exec(s)
-  if (!m) return s.includes(':') ? 'IPv6 is not supported yet; expected IPv4 address/prefix' : 'expected IPv4 address/prefix such as 192.168.0.41/24'
+  if (s.includes(':')) return `IPv6 is not supported yet; expected an IPv4 address/prefix such as 192.168.0.41/24, found ${JSON.stringify(s)}`
+  if (isIPv4(s)) return `"${s}" has no prefix length; expected address/prefix such as ${s}/24`
+  const m = /^([^/]+)\/(\d{1,3})$/.exec(s)
+  if (!m) return `expected IPv4 address/prefix such as 192.168.0.41/24, found ${JSON.stringify(s)}`
   const ip = m[1]!
   const prefix = Number(m[2])
-  if (!isIPv4(ip)) return `"${ip}" is not an IPv4 address`
+  if (!isIPv4(ip)) return `${JSON.stringify(ip)} is not an IPv4 address (four numbers 0..255 separated by ".")`
   if (prefix > 32) return `prefix length ${prefix} is out of range 0..32`
   const ipNum = ipToNum(ip)
   const netNum = (ipNum & mask(prefix)) >>> 0
   const bcast = (netNum | (~mask(prefix) >>> 0)) >>> 0
   return { cidr: s, ip, prefix, network: numToIp(netNum), broadcast: numToIp(bcast), ipNum, netNum }
+}
+
+/** Why a string is not a plain IPv4 address, or null when it is one. */
+export function ipv4Problem(s: string): string | null {
+  if (isIPv4(s)) return null
+  if (s.includes(':')) return `IPv6 is not supported yet; expected an IPv4 address such as 192.168.0.40, found ${JSON.stringify(s)}`
+  if (s.includes('/') && isIPv4(s.split('/')[0]!)) return `expected an IPv4 address without a prefix length, found ${JSON.stringify(s)}`
+  return `expected an IPv4 address such as 192.168.0.40, found ${JSON.stringify(s)}`
 }
 
 /** A host address must not be the network or broadcast address (except /31 and /32). */

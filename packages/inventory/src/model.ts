@@ -195,7 +195,7 @@ function cidr(s: string): Cidr {
 function ifaces(interfaces: Record<string, string>, addresses: Record<string, string>): Record<string, Iface> {
   const out: Record<string, Iface> = {}
   for (const name of Object.keys(interfaces).sort()) {
-    const a = addresses[name]
+    const a = Object.hasOwn(addresses, name) ? addresses[name] : undefined
     out[name] = a === undefined ? { name, device: interfaces[name]! } : { name, device: interfaces[name]!, address: cidr(a) }
   }
   return out

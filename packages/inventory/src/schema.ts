@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { CheckCommand, Device, Fingerprint, Hex32, HostName, LocalPath, Logical, LogPrefix, Name, UrlPath, UserName, VrrpPassword } from './safe.js'
-import { isIPv4, parseCidr } from './ip.js'
+import { hostAddressProblem, ipv4Problem, isIPv4, parseCidr } from './ip.js'
 
 /*
  * The inventory as written (see ../shared/design/inventory-example.yaml). Every object is strict:
@@ -12,12 +12,24 @@ const int = (min: number, max: number, what: string) =>
   z.number({ error: `expected ${what}` }).int({ error: `expected ${what}` }).min(min, { error: `expected ${what}` }).max(max, { error: `expected ${what}` })
 
 export const Port = int(1, 65535, 'a port number 1..65535')
-export const Ipv4 = z
-  .string({ error: 'expected an IPv4 address' })
-  .refine((s) => isIPv4(s), { error: (i) => (String(i.input).includes(':') ? 'IPv6 is not supported yet; expected an IPv4 address' : 'expected an IPv4 address such as 192.168.0.40') })
+export const Ipv4 = z.string({ error: 'expected an IPv4 address' }).superRefine((s, ctx) => {
+  const why = ipv4Problem(s)
+  if (why) ctx.addIssue({ code: 'custom', message: why })
+})
 export const CidrString = z.string({ error: 'expected IPv4 address/prefix' }).superRefine((s, ctx) => {
   const r = parseCidr(s)
   if (typeof r === 'string') ctx.addIssue({ code: 'custom', message: r })
+})
+/** An address a host holds (node interface, VIP): also not the network or broadcast address. */
+export const HostCidr = z.string({ error: 'expected IPv4 address/prefix' }).superRefine((s, ctx) => {
+  const r = parseCidr(s)
+  const why = typeof r === 'string' ? r : hostAddressProblem(r)
+  if (why) ctx.addIssue({ code: 'custom', message: why })
+})
+/** Where hafw reaches a node over SSH: a host name or an IPv4 address (a dotted number must be one). */
+export const NodeAddress = HostName.superRefine((s, ctx) => {
+  const why = /^[\d.]+$/.test(s) ? ipv4Problem(s) : null
+  if (why) ctx.addIssue({ code: 'custom', message: why })
 })
 /** An address or a subnet in a rule: "192.168.1.60" or "192.168.1.0/24". */
 export const AddrOrNet = z.string({ error: 'expected an IPv4 address or address/prefix' }).superRefine((s, ctx) => {
@@ -83,11 +95,11 @@ export const FirewallDefaultsSchema = z.strictObject({
 export const ProfileSchema = z.enum(['debian', 'rhel'], { error: 'expected debian or rhel' })
 
 const InterfaceMap = z.record(Logical, Device, { error: 'expected a map of logical name to device name' })
-const AddressMap = z.record(Logical, CidrString, { error: 'expected a map of logical name to address/prefix' })
+const AddressMap = z.record(Logical, HostCidr, { error: 'expected a map of logical name to address/prefix' })
 
 export const NodeSchema = z.strictObject({
   name: Name,
-  address: HostName,
+  address: NodeAddress,
   priority: int(1, 254, 'a VRRP priority 1..254'),
   interfaces: InterfaceMap,
   addresses: AddressMap,
@@ -98,7 +110,7 @@ export const InstanceSchema = z.strictObject({
   name: Name,
   interface: Logical,
   vrid: int(1, 255, 'a VRID 1..255'),
-  vips: z.array(CidrString).min(1, { error: 'an instance needs at least one VIP' }),
+  vips: z.array(HostCidr).min(1, { error: 'an instance needs at least one VIP' }),
   lvs_sync_daemon: z.boolean().optional(),
   /** Logical interfaces whose failure fails this instance (default: every interface the pair uses). */
   track_interfaces: z.array(Logical).optional(),
@@ -235,7 +247,7 @@ export const PbrSchema = z.strictObject({
 
 export const HostSchema = z.strictObject({
   name: Name,
-  address: HostName,
+  address: NodeAddress,
   profile: ProfileSchema.optional(),
   ssh: SshSchema.optional(),
   firewall: FirewallDefaultsSchema.optional(),

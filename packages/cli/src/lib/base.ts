@@ -23,7 +23,7 @@ export abstract class BaseCommand extends Command {
     if (isHafwError(err)) {
       if (this.jsonEnabled()) {
         const body: Record<string, unknown> = { error: { message: err.message } }
-        if (err instanceof InvalidInputError) body.error = { message: err.message.split('\n')[0], issues: err.issues }
+        if (err instanceof InvalidInputError) body.error = { message: err.message.split('\n')[0]!.replace(/:$/, ''), issues: err.issues }
         this.logJson(body)
       } else {
         process.stderr.write(`error: ${err.message}\n`)

@@ -5,6 +5,7 @@ import { BaseCommand } from '../../lib/base.js'
 
 export default class InventoryShow extends BaseCommand {
   static override summary = 'Print the normalised model: the inventory with every default filled in'
+  static override description = 'YAML by default, JSON with --json. An invalid inventory prints every problem and exits 1.'
   static override examples = ['<%= config.bin %> inventory show inventory/lab.yaml', '<%= config.bin %> inventory show inventory/lab.yaml --json | jq .pairs[0].vrrp']
   static override args = { file: Args.string({ description: 'inventory file', required: true }) }
 

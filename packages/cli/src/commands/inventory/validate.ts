@@ -1,12 +1,16 @@
 import { Args } from '@oclif/core'
-import { readFile } from 'node:fs/promises'
-import { parseInventory } from '@hafw/inventory'
+import { readInventory } from '@hafw/inventory'
 import { formatIssue, type SourceIssue } from '@hafw/core'
 import { BaseCommand } from '../../lib/base.js'
 
 export default class InventoryValidate extends BaseCommand {
   static override summary = 'Validate inventories: every problem at once, with file:line:column and field'
-  static override description = 'Exit 0 when every file is valid, 1 otherwise. Nothing is contacted.'
+  static override description = [
+    'Every problem goes to stderr, one per line, as FILE:LINE:COLUMN: FIELD: MESSAGE.',
+    'Exit 0 when every file is valid, 1 otherwise. With --json, stdout holds',
+    '{ valid, files: [{ file, valid, issues: [{ file, line, column, path, message }] }] }.',
+    'Nothing is contacted.',
+  ].join('\n')
   static override examples = [
     '<%= config.bin %> inventory validate inventory/lab.yaml',
     '<%= config.bin %> inventory validate inventory/*.yaml --json',
@@ -18,12 +22,7 @@ export default class InventoryValidate extends BaseCommand {
     const { argv } = await this.parse(InventoryValidate)
     const files: { file: string; valid: boolean; issues: SourceIssue[] }[] = []
     for (const file of argv as string[]) {
-      let issues: SourceIssue[]
-      try {
-        issues = parseInventory(await readFile(file, 'utf8'), file).issues
-      } catch (e) {
-        issues = [{ file, line: 0, column: 0, path: '', message: (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message }]
-      }
+      const { issues } = await readInventory(file)
       files.push({ file, valid: issues.length === 0, issues })
       if (!this.jsonEnabled()) {
         if (issues.length === 0) this.log(`${file}: valid`)
@@ -33,7 +32,11 @@ export default class InventoryValidate extends BaseCommand {
     const valid = files.every((f) => f.valid)
     if (!valid) {
       if (this.jsonEnabled()) this.logJson({ valid, files })
-      else process.stderr.write(`${files.reduce((n, f) => n + f.issues.length, 0)} problem(s) found\n`)
+      else {
+        const n = files.reduce((k, f) => k + f.issues.length, 0)
+        const bad = files.filter((f) => !f.valid).length
+        process.stderr.write(`${n} problem${n === 1 ? '' : 's'} in ${bad} of ${files.length} file${files.length === 1 ? '' : 's'}\n`)
+      }
       this.exit(1)
     }
     return { valid, files }
