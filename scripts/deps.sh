@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(systemd-container debootstrap keepalived conntrackd conntrack iptables nftables
-  openssh-server openssh-client redis-server iproute2 iputils-ping procps ca-certificates)
+  openssh-server openssh-client redis-server iproute2 iputils-ping procps ca-certificates sudo
+  chromium)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

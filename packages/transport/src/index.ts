@@ -1,1 +1,4 @@
-export {}
+export * from './quote.js'
+export * from './knownhosts.js'
+export * from './session.js'
+export * from './connect.js'
