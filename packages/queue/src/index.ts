@@ -1,1 +1,9 @@
-export {}
+export * from './redis.js'
+export * from './registry.js'
+export * from './errors.js'
+export * from './events.js'
+export * from './lock.js'
+export * from './queue.js'
+export * from './worker.js'
+export * from './rollout.js'
+export * from './builtin.js'
