@@ -1,1 +1,8 @@
-export {}
+export * from './flow.js'
+export { type Chunk, type ChunkSource, type FlowParser, DumpParseError } from './source.js'
+export { FlowXmlParser } from './xml.js'
+export { FlowTextParser } from './text.js'
+export * from './parse.js'
+export { type SyncFilter, type FlowPredicate, compileSyncFilter } from './filter.js'
+export * from './compare.js'
+export * from './stats.js'
