@@ -23,7 +23,7 @@ export default class HafwHelp extends Help {
     if (!visible.length) return
     if (listCommands) {
       const sep = this.config.topicSeparator
-      this.log(this.section('COMMANDS', visible.map((c): [string, string | undefined] => [c.id.replaceAll(':', sep), c.summary ?? c.description?.split('\n')[0]])))
+      this.log(this.section('ALL COMMANDS', visible.map((c): [string, string | undefined] => [c.id.replaceAll(':', sep), c.summary ?? c.description?.split('\n')[0]])))
       this.log('')
     }
     const lines = visible.flatMap((c) => {
