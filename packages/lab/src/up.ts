@@ -97,7 +97,9 @@ function startHost(h: HostState, rootfs: string): void {
     {
       detached: true,
       stdio: ['ignore', out, out],
-      env: { ...process.env, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY: '0', SYSTEMD_NSPAWN_LOCK: '0', SYSTEMD_COLORS: '0' },
+      // API_VFS_WRITABLE=network: /proc/sys/net writable inside, so `sysctl -p` of the rendered
+      // sysctls works on the node as on a real host (the netns is the host's own anyway).
+      env: { ...process.env, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY: '0', SYSTEMD_NSPAWN_LOCK: '0', SYSTEMD_COLORS: '0', SYSTEMD_NSPAWN_API_VFS_WRITABLE: 'network' },
     },
   )
   child.unref()

@@ -1,0 +1,231 @@
+import { dirname, basename } from 'node:path'
+import type { RenderedFile } from '@hafw/render'
+import { GENERATIONS, liveFunctions, NODE_DIR, LIVE_KINDS, type Backend, type FileChange, type ServiceStep } from '@hafw/plan'
+import { shellQuote as q } from '@hafw/transport'
+
+/*
+ * The shell scripts apply runs on a node. Each is built here from data (pure), sent as the
+ * stdin of one `sh -s`, and only uses POSIX sh, coreutils, util-linux (flock) and systemd.
+ *
+ * On the node, /var/lib/hafw/generations/<n>/ holds:
+ *   files/<path>     every file of generation n (what `hafw rollback --to n` restores)
+ *   manifest.json    path, mode, owner, service, action, check of each file
+ *   before/<path>    the changed files as they were before the swap; "absent" lists the new ones
+ *   ruleset.save     the live ruleset before the swap (restored when no loader existed before)
+ *   rollback.sh      restores "before", re-runs the services, undoes enable/start; armed as a
+ *                    transient systemd timer before the swap, disarmed by confirm
+ *   confirmed | rolled-back    how the generation ended; live/<kind> recorded at confirm
+ * /var/lib/hafw/current names the generation in force; /var/lib/hafw/lock serialises.
+ */
+
+export const LOCK = `${NODE_DIR}/lock`
+const HEAD = ['set -u', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'export PATH', `G=${GENERATIONS}`]
+export const KEEP_GENERATIONS = 5
+
+/** The temporary name of a staged file: in the target's own directory (rename stays atomic), never matching *.conf. */
+export const stagedPath = (path: string, gen: number) => `${dirname(path)}/.${basename(path)}.hafw-${gen}`
+
+export const timerUnit = (gen: number) => `hafw-rollback-${gen}`
+
+export interface StageSpec {
+  gen: number
+  /** the generation in force now (null on a node hafw never touched) */
+  prev: number | null
+  backend: Backend
+  files: RenderedFile[]
+  changes: FileChange[]
+  manifestJson: string
+  rollback: string
+}
+
+/** Shell command that proves a staged file with the tool that will load it. */
+function checkCommand(f: RenderedFile, staged: string): string | null {
+  switch (f.check) {
+    case 'keepalived':
+      return `keepalived -t -f ${q(staged)}`
+    case 'iptables':
+      return `iptables-restore ${/^:HAFW-/m.test(f.content) ? '--noflush ' : ''}--test ${q(staged)}`
+    case 'nftables':
+      return `nft -c -f ${q(staged)}`
+    case 'script':
+      return `sh -n ${q(staged)}`
+    default:
+      return null
+  }
+}
+
+const heredoc = (target: string, content: string) => {
+  const b = Buffer.from(content, 'utf8').toString('base64').replace(/.{1,76}/g, '$&\n')
+  return `base64 -d > ${target} <<'HAFW_EOF'\n${b}HAFW_EOF`
+}
+
+/**
+ * Upload and check, one round trip: write generation <gen> (all files, manifest, rollback
+ * script), keep the current version of every changed file, stage each changed file next to its
+ * target, fsync, then run the real tools on the staged copies. Nothing in force changes.
+ * Exit 3 when a check fails ("@@check FAIL <path> <command>" then the tool's output).
+ */
+export function stageScript(s: StageSpec): string {
+  const W = `"$G/${s.gen}.tmp"`
+  const L: string[] = [...HEAD, 'set -e', `mkdir -p "$G"`, `rm -rf ${W}`, `mkdir -p ${W}/files ${W}/before`]
+  for (const f of s.files) {
+    L.push(`mkdir -p ${W}/files${q(dirname(f.path))}`, heredoc(`${W}/files${q(f.path)}`, f.content))
+  }
+  L.push(heredoc(`${W}/manifest.json`, s.manifestJson), heredoc(`${W}/rollback.sh`, s.rollback), `: > ${W}/absent`)
+  if (s.prev !== null) L.push(`echo ${s.prev} > ${W}/prev`)
+  L.push(s.backend === 'iptables' ? `iptables-save > ${W}/ruleset.save 2>/dev/null || true` : `nft list ruleset > ${W}/ruleset.save 2>/dev/null || true`)
+  const staged: string[] = []
+  for (const c of s.changes) {
+    const p = q(c.path)
+    L.push(`if [ -e ${p} ]; then mkdir -p ${W}/before${q(dirname(c.path))}; cp -p -- ${p} ${W}/before${p}; else echo ${p} >> ${W}/absent; fi`)
+    if (c.change === 'metadata') continue
+    const st = q(stagedPath(c.path, s.gen))
+    const [user, group] = c.owner.split(':')
+    L.push(`mkdir -p ${q(dirname(c.path))}`, `cp -- ${W}/files${p} ${st}`, `chmod ${c.mode} ${st}`, `chown ${q(`${user}:${group ?? user}`)} ${st}`)
+    staged.push(st)
+  }
+  // fsync the data before anything can point at it
+  L.push(`sync -- ${W}/files ${W}/manifest.json ${W}/rollback.sh ${staged.join(' ')} 2>/dev/null || sync`)
+  L.push('set +e', 'failed=0')
+  for (const c of s.changes) {
+    if (c.change === 'metadata') continue
+    const f = s.files.find((x) => x.path === c.path)!
+    const cmd = checkCommand(f, stagedPath(c.path, s.gen))
+    if (!cmd) continue
+    L.push(`out=$(${cmd} 2>&1); rc=$?; if [ $rc -ne 0 ] || { [ ${q(f.check)} = keepalived ] && [ -n "$out" ]; }; then printf '@@check FAIL %s %s\\n%s\\n' ${q(c.path)} ${q(cmd.split(' ')[0]!)} "$out"; failed=1; fi`)
+  }
+  L.push(`if [ $failed -ne 0 ]; then rm -f ${staged.join(' ') || '/dev/null'}; rm -rf ${W}; exit 3; fi`, `mv ${W} "$G/${s.gen}"`, 'sync', 'echo staged')
+  return L.join('\n') + '\n'
+}
+
+/** The shell line that performs one service step; reload/restart of a stopped unit starts it. */
+export function stepLine(step: Pick<ServiceStep, 'command'>): string {
+  const [a, b, c] = step.command
+  if (a === 'systemctl' && (b === 'reload' || b === 'restart') && c) {
+    return `if systemctl is-active -q ${q(c)}; then systemctl ${b} ${q(c)}; else systemctl start ${q(c)}; fi`
+  }
+  return step.command.map(q).join(' ')
+}
+
+export interface SwapSpec {
+  gen: number
+  confirmTimeoutS: number
+  changes: FileChange[]
+  steps: ServiceStep[]
+  enable: string[]
+  start: string[]
+}
+
+/**
+ * Arm the on-host rollback, then swap and run the services, one round trip. The timer exists
+ * before the first rename: whatever happens to this connection from there on, the node rolls
+ * itself back unless confirm() disarms it. Prints "@@armed", then "@@step <name> <rc> <ms>".
+ */
+export function swapScript(s: SwapSpec): string {
+  const u = timerUnit(s.gen)
+  const L: string[] = [...HEAD, `exec 9>${LOCK}`, 'flock 9']
+  L.push(
+    `systemctl reset-failed ${u}.timer ${u}.service >/dev/null 2>&1 || true`,
+    `systemd-run --quiet --on-active=${s.confirmTimeoutS} --timer-property=AccuracySec=100ms --unit=${u} --description=${q(`hafw: roll back generation ${s.gen} unless confirmed`)} /bin/sh "$G/${s.gen}/rollback.sh" || { echo 'cannot arm the rollback timer' >&2; exit 4; }`,
+    'echo @@armed',
+    'now() { date +%s%3N; }',
+    'fail() { echo "@@fail $1" ; exit 5; }',
+  )
+  for (const c of s.changes) {
+    const p = q(c.path)
+    if (c.change === 'metadata') {
+      const [user, group] = c.owner.split(':')
+      L.push(`chmod ${c.mode} ${p} && chown ${q(`${user}:${group ?? user}`)} ${p} || fail ${q(`metadata ${c.path}`)}`)
+    } else L.push(`mv -f -- ${q(stagedPath(c.path, s.gen))} ${p} || fail ${q(`rename ${c.path}`)}`)
+  }
+  if (s.changes.length) L.push(`sync -- ${[...new Set(s.changes.map((c) => q(dirname(c.path))))].join(' ')} 2>/dev/null || sync`)
+  const step = (name: string, line: string) =>
+    L.push(`t=$(now); out=$( { ${line}; } 2>&1); rc=$?; printf '@@step %s %s %s\\n' ${q(name)} $rc $(( $(now) - t )); if [ $rc -ne 0 ]; then printf '%s\\n' "$out"; exit 5; fi`)
+  for (const st of s.steps) step(`${st.service}/${st.action}`, stepLine(st))
+  if (s.enable.length) step('enable', `systemctl enable --quiet ${s.enable.map(q).join(' ')}`)
+  if (s.start.length) step('start', `systemctl start ${s.start.map(q).join(' ')}`)
+  L.push('echo @@done')
+  return L.join('\n') + '\n'
+}
+
+/**
+ * The rollback script of generation <gen>, stored on the node and run by the timer (or at once
+ * by hafw when the health gate fails and the connection still works). Idempotent and locked;
+ * does nothing once the generation is confirmed.
+ */
+export function rollbackScript(s: { gen: number; prev: number | null; backend: Backend; changes: FileChange[]; steps: ServiceStep[]; enable: string[]; start: string[] }): string {
+  const D = `"$G/${s.gen}"`
+  const L: string[] = [
+    '#!/bin/sh',
+    `# hafw: undo generation ${s.gen} (back to ${s.prev ?? 'the state before hafw'}) unless it was confirmed.`,
+    ...HEAD,
+    `exec 9>${LOCK}`,
+    'flock 9',
+    // HAFW_FORCE=1: undo a confirmed generation (its pair's other node failed afterwards)
+    `[ -e ${D}/rolled-back ] && exit 0`,
+    `[ -z "\${HAFW_FORCE:-}" ] && [ -e ${D}/confirmed ] && exit 0`,
+    `exec >>${D}/rollback.log 2>&1`,
+    `echo "$(date -Is) rolling back generation ${s.gen}"`,
+    `rm -f ${s.changes.filter((c) => c.change !== 'metadata').map((c) => q(stagedPath(c.path, s.gen))).join(' ') || '/dev/null'}`,
+  ]
+  // units this generation enabled or started go first, while their unit files still exist
+  if (s.start.length) L.push(`systemctl stop ${s.start.map(q).join(' ')} || true`)
+  if (s.enable.length) L.push(`systemctl disable --quiet ${s.enable.map(q).join(' ')} || true`)
+  for (const c of s.changes) {
+    const p = q(c.path)
+    L.push(
+      `if [ -e ${D}/before${p} ]; then cp -p -- ${D}/before${p} ${q(stagedPath(c.path, s.gen))} && sync -- ${q(stagedPath(c.path, s.gen))}; mv -f -- ${q(stagedPath(c.path, s.gen))} ${p}; else rm -f -- ${p}; fi`,
+    )
+  }
+  const wasStopped = new Set(s.start)
+  for (const st of s.steps) {
+    // A unit that was not running before this generation is stopped below, not reloaded.
+    const unit = st.command[0] === 'systemctl' ? st.command[2] : undefined
+    if (unit && wasStopped.has(unit)) continue
+    if (st.service === 'firewall') {
+      // the loader of the previous generation, or (none before hafw) the saved live ruleset
+      const restore = s.backend === 'iptables' ? `iptables-restore < ${D}/ruleset.save` : `{ echo 'flush ruleset'; cat ${D}/ruleset.save; } | nft -f -`
+      L.push(`if [ -x ${q(st.command[0]!)} ]; then ${stepLine(st)}; else ${restore}; fi || echo "failed: firewall"`)
+    } else if (st.command[0]?.startsWith('/')) {
+      L.push(`[ -x ${q(st.command[0])} ] && ${stepLine(st)} || echo ${q(`skipped or failed: ${st.service}`)}`)
+    } else if (st.service === 'sysctl') {
+      L.push(`[ -e ${q(st.command[st.command.length - 1]!)} ] && ${stepLine(st)} || true`)
+    } else L.push(`${stepLine(st)} || echo ${q(`failed: ${st.service}/${st.action}`)}`)
+  }
+  if (s.steps.some((x) => x.service === 'systemd') || s.changes.some((c) => c.path.startsWith('/etc/systemd/'))) L.push('systemctl daemon-reload || true')
+  L.push(
+    s.prev === null ? `rm -f ${NODE_DIR}/current` : `echo ${s.prev} > ${NODE_DIR}/current.tmp && mv -f ${NODE_DIR}/current.tmp ${NODE_DIR}/current`,
+    `date -Is > ${D}/rolled-back`,
+    'sync',
+    `echo "$(date -Is) rolled back to ${s.prev ?? 'the state before hafw'}"`,
+  )
+  return L.join('\n') + '\n'
+}
+
+/**
+ * Confirm: disarm the timer, record the live state for drift detection, make <gen> current,
+ * keep the last KEEP_GENERATIONS. Exit 9 when the timer already rolled the generation back.
+ */
+export function confirmScript(gen: number, backend: Backend): string {
+  const D = `"$G/${gen}"`
+  return [
+    ...HEAD,
+    liveFunctions(backend),
+    `exec 9>${LOCK}`,
+    'flock 9',
+    `if [ -e ${D}/rolled-back ]; then echo rolled-back; exit 9; fi`,
+    `date -Is > ${D}/confirmed`,
+    `systemctl stop ${timerUnit(gen)}.timer >/dev/null 2>&1 || true`,
+    `mkdir -p ${D}/live`,
+    ...LIVE_KINDS.map((k) => `live_${k} > ${D}/live/${k}`),
+    `echo ${gen} > ${NODE_DIR}/current.tmp && mv -f ${NODE_DIR}/current.tmp ${NODE_DIR}/current`,
+    `ls "$G" | grep -E '^[0-9]+$' | sort -n | head -n -${KEEP_GENERATIONS} | while read -r old; do rm -rf "$G/$old"; done`,
+    'sync',
+    'echo confirmed',
+  ].join('\n') + '\n'
+}
+
+/** Remove what a failed stage left (before anything was swapped). */
+export function discardScript(gen: number, changes: FileChange[]): string {
+  return [...HEAD, `rm -f ${changes.map((c) => q(stagedPath(c.path, gen))).join(' ') || '/dev/null'}`, `rm -rf "$G/${gen}" "$G/${gen}.tmp"`].join('\n') + '\n'
+}
