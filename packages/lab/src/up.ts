@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { spawn } from 'node:child_process'
-import { closeSync, openSync } from 'node:fs'
+import { closeSync, existsSync, openSync } from 'node:fs'
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { join, resolve } from 'node:path'
@@ -67,13 +67,18 @@ async function dirs(base: string, entries: [string, number][]): Promise<void> {
 /** The host's own files, written into its overlay's upper directory before it boots. */
 async function prepareUpper(h: HostState, authorizedKey: string): Promise<void> {
   const u = h.upper
-  await dirs(u, [['.', 0o755], ['etc', 0o755], ['etc/ssh', 0o755], ['root', 0o700], ['root/.ssh', 0o700]])
+  await dirs(u, [['.', 0o755], ['etc', 0o755], ['etc/default', 0o755], ['etc/ssh', 0o755], ['root', 0o700], ['root/.ssh', 0o700]])
   await put(join(u, 'etc/hostname'), `${h.name}\n`, 0o644)
   await put(join(u, 'etc/hosts'), `127.0.0.1\tlocalhost\n127.0.1.1\t${h.name}\n::1\tlocalhost ip6-localhost ip6-loopback\n`, 0o644)
   await put(join(u, 'etc/machine-id'), `${randomBytes(16).toString('hex')}\n`, 0o444)
   // No DNS in the lab: an empty resolver config fails lookups at once instead of timing out.
   await put(join(u, 'etc/resolv.conf'), '# hafw lab: no DNS\n', 0o644)
   await put(join(u, 'root/.ssh/authorized_keys'), authorizedKey, 0o600)
+  // Without IPVS in the kernel keepalived's checker dies FATAL on virtual_server blocks and takes
+  // VRRP down with it; the lab runs only the VRRP part then (LAB.md: IPVS is not in this kernel).
+  if (!existsSync('/proc/net/ip_vs')) {
+    await put(join(u, 'etc/default/keepalived'), '# hafw lab: this kernel has no IPVS, run only VRRP\nDAEMON_ARGS="--vrrp"\n', 0o644)
+  }
   const key = join(u, 'etc/ssh/ssh_host_ed25519_key')
   await exec('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `root@${h.name}`, '-f', key])
   const pub = (await readFile(`${key}.pub`, 'utf8')).trim()
