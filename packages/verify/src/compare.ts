@@ -31,6 +31,8 @@ import {
  * - when the source prints an age (conntrackd text "[active since Ns]", which is the time since
  *   the active's conntrackd learned the entry, i.e. exactly the sync delay budget; or the kernel's
  *   delta-time with nf_conntrack_timestamp=1) entries younger than G are `young` and skipped;
+ *   an old entry only on the standby is judged by persistence (below): its age says how long
+ *   the standby has held it, not how long ago the active destroyed it;
  * - otherwise the difference must persist across polls: the result's `memo` records when each
  *   difference was first seen, and the next compareFlows (given it as `previous`) reports it once
  *   it is G seconds old. Until then it is `pending`.
@@ -310,7 +312,10 @@ export async function compareFlows(active: FlowSource, standby: FlowSource, opts
   for (const [key, v] of pending) {
     const side = v & STANDBY
     const n = 1 + (dup.get(key) ?? 0)
-    const verdict = judge((side === 0 ? 'm' : 'x') + key, ((v % MARK_MUL) >> AGE_SHIFT) & 3, false)
+    const age = ((v % MARK_MUL) >> AGE_SHIFT) & 3
+    // An extra entry's age is how long the standby has held it, not how long ago the active
+    // dropped it (a destroy may be in flight): old extras must persist, young ones are skipped.
+    const verdict = side === 0 ? judge('m' + key, age, false) : age === AGE_YOUNG ? 'young' : judge('x' + key, age, true)
     if (verdict !== 'report') {
       counts[verdict] += n
       continue

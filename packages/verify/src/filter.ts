@@ -31,6 +31,9 @@ export function compileSyncFilter(filter: SyncFilter): FlowPredicate {
     )
   const accept = protos(filter.acceptProtocols, 'Protocol Accept')
   const ignoreP = protos(filter.ignoreProtocols, 'Protocol Ignore')
+  // Single addresses (what the template writes) are looked up as the text conntrack prints, so
+  // most flows cost a Set lookup, not a parse; prefixes are matched numerically.
+  const exact4 = new Set<string>()
   const v4: { net: number; mask: number }[] = []
   const v6: { net: number[]; mask: number[] }[] = []
   for (const a of filter.ignoreAddresses ?? []) {
@@ -41,7 +44,8 @@ export function compileSyncFilter(filter: SyncFilter): FlowPredicate {
     const prefix = len === undefined ? max : /^\d{1,3}$/.test(len) ? Number(len) : NaN
     if ((n4 < 0 && !n6) || extra.length || !(prefix >= 0 && prefix <= max))
       throw new HafwError(`conntrackd filter: Address Ignore: ${JSON.stringify(a)} is not an IPv4/IPv6 address or address/prefix`)
-    if (n4 >= 0) {
+    if (n4 >= 0 && prefix === 32) exact4.add(`${n4 >>> 24}.${(n4 >>> 16) & 255}.${(n4 >>> 8) & 255}.${n4 & 255}`)
+    else if (n4 >= 0) {
       const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0
       v4.push({ net: (n4 & mask) >>> 0, mask })
     } else {
@@ -54,6 +58,7 @@ export function compileSyncFilter(filter: SyncFilter): FlowPredicate {
   }
   const ignored = (addr: string | undefined): boolean => {
     if (!addr) return false
+    if (exact4.has(addr)) return true
     if (addr.includes(':')) {
       if (!v6.length) return false
       const n = parseIPv6(addr)

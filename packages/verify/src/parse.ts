@@ -55,27 +55,17 @@ export function parseFlows(source: ChunkSource, opts: ParseOptions = {}): FlowSt
   async function* batches(): AsyncGenerator<Flow[]> {
     let ready: Flow[] = []
     const parser = createFlowParser((f) => ready.push(f), opts)
-    // Pipes deliver ~4 KB reads (conntrack's stdio buffer); parsing per 64 KB costs far less.
-    const held: Chunk[] = []
+    // Each chunk is parsed as it comes (the parsers carry a partial entry without copying the
+    // chunk); flows go out per 64 KB of input, so the consumer is not resumed per 4 KB pipe read.
     let size = 0
-    const flush = () => {
-      if (!held.length) return
-      parser.write(held.length === 1 ? held[0]! : typeof held[0] === 'string' ? held.join('') : Buffer.concat(held as Uint8Array[]))
-      held.length = 0
-      size = 0
-    }
     for await (const chunk of source) {
-      if (held.length && typeof held[0] !== typeof chunk) flush()
-      held.push(chunk)
+      parser.write(chunk)
       size += chunk.length
-      if (size < COALESCE) continue
-      flush()
-      if (ready.length) {
-        yield ready
-        ready = []
-      }
+      if (size < COALESCE || !ready.length) continue
+      size = 0
+      yield ready
+      ready = []
     }
-    flush()
     parser.end()
     if (ready.length) yield ready
   }

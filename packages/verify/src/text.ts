@@ -1,5 +1,5 @@
 import { type Flow, type Tuple, hasPorts, protoName } from './flow.js'
-import { type Chunk, type FlowParser, DumpParseError, bytesStartWith, joinBytes, nameHash, textAt, uintAt } from './source.js'
+import { type Chunk, type FlowParser, DumpParseError, bytesOf, bytesStartWith, joinBytes, nameHash, textAt, uintAt } from './source.js'
 
 /*
  * Incremental parser for the one-line-per-entry text form, the compact one (about a third of the
@@ -75,13 +75,26 @@ export class FlowTextParser implements FlowParser {
   ) {}
 
   write(chunk: Chunk): void {
-    const b = joinBytes(this.rest, chunk)
+    const b = bytesOf(chunk)
     let start = 0
-    for (let nl = b.indexOf(10); nl >= 0; nl = b.indexOf(10, start)) {
+    if (this.rest) {
+      // finish the carried partial line on its own: the chunk itself is never copied
+      const nl = b.indexOf(10)
+      if (nl < 0) {
+        this.rest = joinBytes(this.rest, b)
+        return
+      }
+      const line = joinBytes(this.rest, b.subarray(0, nl))
+      this.rest = undefined
+      this.parseLine(line, 0, line.length)
+      start = nl + 1
+    }
+    for (let nl = b.indexOf(10, start); nl >= 0; nl = b.indexOf(10, start)) {
       this.parseLine(b, start, nl)
       start = nl + 1
     }
-    this.rest = start < b.length ? b.subarray(start) : undefined
+    // keep a copy of the tail: the caller may reuse its buffer
+    this.rest = start < b.length ? Buffer.from(b.subarray(start)) : undefined
   }
 
   end(): void {

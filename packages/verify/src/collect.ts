@@ -1,0 +1,200 @@
+import { HafwError } from '@hafw/core'
+import type { Session } from '@hafw/transport'
+import { shellQuote as q } from '@hafw/transport'
+import { type ConntrackdStats, parseConntrackdStats } from './stats.js'
+
+/*
+ * What verify and status read from one node, over the node's one SSH session:
+ * - a probe: one short script on one channel (VIPs from `ip -o -4 addr`, the units, hafw-notify's
+ *   /run/hafw/state.json, nf_conntrack_count, `conntrackd -s`, `-s link`, `-s network`);
+ * - dumps, each on a channel of its own and streamed into parseFlows as they arrive: the kernel
+ *   table (`conntrack -L`), the internal cache (`conntrackd -i`), the external cache
+ *   (`conntrackd -e`). The text forms: a third of the XML's bytes, and `conntrackd -i/-e` text
+ *   carries each entry's age ("[active since Ns]"), which the XML does not.
+ */
+
+/** hafw-notify's /run/hafw/state.json (packages/render/README.md). */
+export interface NotifyState {
+  role: 'primary' | 'backup' | 'fault'
+  phase: string
+  ok: boolean
+  since_ms: number
+  updated_ms: number
+  steps?: { step: string; exit: number }[]
+}
+
+export interface NodeProbe {
+  /** controller clock (ms) when the probe's output arrived */
+  t: number
+  /** the node's clock (ms) when the script ran */
+  nodeT?: number
+  /** IPv4 addresses by device */
+  addrs: { device: string; ip: string }[]
+  /** systemctl is-active per unit */
+  units: Record<string, string>
+  state: NotifyState | null
+  /** nf_conntrack_count */
+  kernelEntries: number | null
+  /** null on a pair without conntrack sync */
+  conntrackd: ConntrackdProbe | null
+}
+
+export interface ConntrackdProbe {
+  /** answered on its control socket */
+  running: boolean
+  /** why not, when it did not answer */
+  error?: string
+  stats?: ConntrackdStats
+}
+
+export const UNITS = ['keepalived.service', 'conntrackd.service'] as const
+
+export interface ProbeOptions {
+  /** conntrackd.conf on the node; omit on pairs without conntrack sync */
+  conntrackdConf?: string
+  /** only `conntrackd -s` (a second sample in the same poll) */
+  statsOnly?: boolean
+  /** hafw-notify's run folder */
+  runDir?: string
+}
+
+/** The probe as one shell script; sections start with "@@". */
+export function probeScript(o: ProbeOptions): string {
+  const lines = ['PATH=/usr/sbin:/usr/bin:/sbin:/bin', `printf '@@t %s\\n' "$(date +%s%3N)"`]
+  if (o.conntrackdConf) {
+    // first: the sample opens the window in which sync traffic must be seen
+    // timeout: a conntrackd busy committing must not hang the probe
+    lines.push(
+      `s() { out=$(timeout 5 conntrackd -C ${q(o.conntrackdConf)} -s "$@" 2>&1); rc=$?; printf '@@ct %s %s\\n' "\${1:-general}" "$rc"; printf '%s\\n' "$out"; }`,
+      's',
+      's link',
+      's network',
+    )
+  }
+  if (!o.statsOnly) {
+    lines.push(
+      'echo @@addr',
+      'ip -o -4 addr show',
+      'echo @@units',
+      ...UNITS.map((u) => `printf '%s %s\\n' ${u} "$(systemctl is-active ${u} 2>/dev/null)"`),
+      'echo @@state',
+      `cat ${q(`${o.runDir ?? '/run/hafw'}/state.json`)} 2>/dev/null`,
+      'echo',
+      `printf '@@count %s\\n' "$(cat /proc/sys/net/netfilter/nf_conntrack_count 2>/dev/null)"`,
+    )
+  }
+  lines.push('echo @@end')
+  return lines.join('\n') + '\n'
+}
+
+/** Parse what probeScript printed. Pure. */
+export function parseProbe(out: string, t = Date.now(), o: ProbeOptions = {}): NodeProbe {
+  if (!/^@@end$/m.test(out)) throw new HafwError(`probe output is cut short: ${JSON.stringify(out.slice(-200))}`)
+  const section = (name: string): string | undefined => {
+    const m = new RegExp(`^@@${name}\\n([\\s\\S]*?)(?=^@@)`, 'm').exec(out)
+    return m?.[1]
+  }
+  const nodeT = /^@@t (\d+)$/m.exec(out)?.[1]
+  const count = /^@@count (\d+)$/m.exec(out)?.[1]
+  const units: Record<string, string> = {}
+  for (const m of (section('units') ?? '').matchAll(/^(\S+) (\S*)$/gm)) units[m[1]!] = m[2] || 'unknown'
+  const probe: NodeProbe = {
+    t,
+    addrs: parseAddrs(section('addr') ?? ''),
+    units,
+    state: parseState(section('state') ?? ''),
+    kernelEntries: count === undefined ? null : Number(count),
+    conntrackd: null,
+  }
+  if (nodeT) probe.nodeT = Number(nodeT)
+  if (o.conntrackdConf) {
+    const parts: { which: string; rc: number; text: string }[] = []
+    for (const m of out.matchAll(/^@@ct (\S+) (\d+)\n([\s\S]*?)(?=^@@)/gm)) parts.push({ which: m[1]!, rc: Number(m[2]), text: m[3]! })
+    const general = parts.find((p) => p.which === 'general')
+    if (!general || general.rc !== 0) {
+      const why = general?.text.trim().split('\n').pop()?.replace(/^\[[^\]]*\] \(pid=\w+\) /, '') ?? 'no answer'
+      probe.conntrackd = { running: false, error: general?.rc === 124 ? 'conntrackd -s timed out after 5 s' : why }
+    } else {
+      // One stats object from the three outputs: -s link adds each link's status (RUNNING/DOWN).
+      const stats = parseConntrackdStats(parts.filter((p) => p.rc === 0).map((p) => p.text).join('\n'))
+      probe.conntrackd = { running: true, stats }
+    }
+  }
+  return probe
+}
+
+/** `ip -o -4 addr show` lines to device + address. */
+export function parseAddrs(text: string): { device: string; ip: string }[] {
+  const out: { device: string; ip: string }[] = []
+  for (const m of text.matchAll(/^\d+:\s+(\S+)\s+inet\s+(\d+\.\d+\.\d+\.\d+)\//gm)) out.push({ device: m[1]!.replace(/@.*$/, ''), ip: m[2]! })
+  return out
+}
+
+function parseState(text: string): NotifyState | null {
+  const t = text.trim()
+  if (!t) return null
+  try {
+    const j = JSON.parse(t) as NotifyState
+    return j && typeof j.role === 'string' ? j : null
+  } catch {
+    return null // being replaced: the script renames atomically, so this is a stale partial read only in theory
+  }
+}
+
+/** Run the probe over the node's session. */
+export async function probeNode(s: Session, o: ProbeOptions, signal?: AbortSignal): Promise<NodeProbe> {
+  const r = await s.exec('sh -s', { input: probeScript(o), timeoutMs: 20_000, ...(signal ? { signal } : {}) })
+  return parseProbe(r.stdout, Date.now(), o)
+}
+
+export type DumpKind = 'kernel' | 'internal' | 'external'
+
+/** The command that dumps each table in its text form. */
+export function dumpCommand(kind: DumpKind, conntrackdConf: string): string {
+  // -o ktimestamp adds delta-time= (the entry's age) when nf_conntrack_timestamp=1; the same output otherwise
+  if (kind === 'kernel') return 'conntrack -L -o ktimestamp'
+  return `conntrackd -C ${q(conntrackdConf)} ${kind === 'internal' ? '-i' : '-e'}`
+}
+
+export interface DumpStats {
+  node: string
+  kind: DumpKind
+  command: string
+  bytes: number
+  /** from opening the channel to the end of its output */
+  ms: number
+}
+
+export interface Dump {
+  /** the command's output as it arrives, e.g. for parseFlows(chunks, { format: 'text' }) */
+  chunks: AsyncIterable<Buffer>
+  /** resolves once the command exited 0 and its output was read; rejects otherwise */
+  done: Promise<DumpStats>
+  cancel(reason?: Error): void
+}
+
+/**
+ * Start a dump on the node; its output streams with back-pressure (nothing is buffered beyond
+ * what the reader holds). Read `chunks` to the end, then await `done`.
+ */
+export async function openDump(s: Session, node: string, kind: DumpKind, conntrackdConf: string, signal?: AbortSignal): Promise<Dump> {
+  const command = dumpCommand(kind, conntrackdConf)
+  const t0 = performance.now()
+  const stream = await s.openStream(command, { timeoutMs: 120_000, ...(signal ? { signal } : {}) })
+  let bytes = 0
+  let endMs = 0
+  async function* chunks(): AsyncGenerator<Buffer> {
+    for await (const c of stream.stdout) {
+      bytes += (c as Buffer).length
+      yield c as Buffer
+    }
+    endMs = performance.now()
+  }
+  const done = (async (): Promise<DumpStats> => {
+    const r = await stream.done
+    if (r.code !== 0) throw new HafwError(`${node}: ${command}: exit ${r.code}${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}`)
+    return { node, kind, command, bytes, ms: Math.round((endMs || performance.now()) - t0) }
+  })()
+  done.catch(() => {})
+  return { chunks: chunks(), done, cancel: (e) => stream.cancel(e) }
+}
