@@ -179,7 +179,7 @@ describe('ruleset variants', () => {
   it("inventory sysctls override the design's defaults", () => {
     const m = ref()
     m.pairs[0]!.sysctls = { 'net.netfilter.nf_conntrack_max': 262144, 'net.ipv4.ip_forward': 1 }
-    expect(file(m, 'cent7i', '/etc/sysctl.d/90-hafw.conf')).toMatch(/net\.ipv4\.ip_forward = 1\nnet\.netfilter\.nf_conntrack_max = 262144\nnet\.netfilter\.nf_conntrack_tcp_loose = 0\n$/)
+    expect(file(m, 'cent7i', '/etc/sysctl.d/90-hafw.conf')).toMatch(/net\.ipv4\.ip_forward = 1\nnet\.netfilter\.nf_conntrack_max = 262144\nnet\.netfilter\.nf_conntrack_tcp_loose = 0\nnet\.netfilter\.nf_conntrack_timestamp = 1\n$/)
   })
 
   it('a route whose gateway no interface reaches is refused with the field to set', () => {

@@ -410,8 +410,10 @@ export function pairNodeView(m: Model, p: PairModel, n: NodeModel, profile?: Pro
     firewall: pairFirewall(p, n, layout),
     routing: routing(p.routes, [], n.interfaces, `pair ${p.name} node ${n.name}`),
     // tcp_loose=0: a mid-flow packet without a conntrack entry is INVALID (dropped by the
-    // ruleset) instead of being picked up as a new flow; see hafw-notify.
-    sysctl: sysctl({ 'net.ipv4.ip_forward': 1, ...(ct ? { 'net.netfilter.nf_conntrack_tcp_loose': 0 } : {}) }, p.sysctls),
+    // ruleset) instead of being picked up as a new flow; see hafw-notify. timestamp=1: the
+    // kernel table then prints each entry's age, so `hafw verify` can tell young entries from
+    // missing ones in one poll.
+    sysctl: sysctl({ 'net.ipv4.ip_forward': 1, ...(ct ? { 'net.netfilter.nf_conntrack_tcp_loose': 0, 'net.netfilter.nf_conntrack_timestamp': 1 } : {}) }, p.sysctls),
   }
 }
 
