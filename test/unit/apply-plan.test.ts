@@ -5,9 +5,10 @@ import { join } from 'node:path'
 import { exec } from '@hafw/core'
 import { loadInventory, type Model, type PairModel } from '@hafw/inventory'
 import { renderInventory, type RenderedNode } from '@hafw/render'
-import { describeNode, formatPlan, orderSteps, parseAddrs, parseRead, planNode, readScript, summarize, unifiedDiff, type NodeState } from '@hafw/plan'
+import { describeNode, formatPlan, orderSteps, parseRead, planNode, readScript, summarize, unifiedDiff, type NodeState } from '@hafw/plan'
+import { parseAddrs, parseConntrackdStats, probeScript, type NodeProbe } from '@hafw/verify'
 import {
-  confirmScript, decideOrder, describeOutcome, expectedMaster, parseSample, redactPair, rollbackScript, rolloutItems, sampleScript, stageScript, stagedPath, stepLine, swapScript, vrrpProblems,
+  confirmScript, decideOrder, describeOutcome, judgeHostSample, judgeSample, redactPair, rollbackScript, rolloutItems, stageScript, stagedPath, stepLine, swapScript, type SyncWatch,
 } from '@hafw/apply'
 
 /*
@@ -108,15 +109,27 @@ describe('plan', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hafw-read-'))
     try {
       writeFileSync(join(dir, 'a.conf'), 'line 1\nünïcode\n', { mode: 0o640 })
-      const r = await exec('sh', ['-s'], { input: readScript([join(dir, 'a.conf'), join(dir, 'missing')], [], 'iptables'), allowFail: true })
+      writeFileSync(join(dir, 'b c.conf'), '')
+      writeFileSync(join(dir, 'd.sh'), '#!/bin/sh\n@@hafw data -\n', { mode: 0o755 })
+      const paths = [join(dir, 'a.conf'), join(dir, 'missing'), join(dir, 'b c.conf'), join(dir, 'd.sh')]
+      const r = await exec('sh', ['-s'], { input: readScript(paths, [], 'iptables'), allowFail: true })
       const st = parseRead(r.stdout)
+      // one stat and one base64 for all files, split again by byte sizes (multi-byte characters)
       expect(st.files[join(dir, 'a.conf')]).toMatchObject({ exists: true, content: 'line 1\nünïcode\n', mode: '640' })
       expect(st.files[join(dir, 'missing')]).toMatchObject({ exists: false })
+      expect(st.files[join(dir, 'b c.conf')]).toMatchObject({ exists: true, content: '' })
+      expect(st.files[join(dir, 'd.sh')]).toMatchObject({ exists: true, content: '#!/bin/sh\n@@hafw data -\n', mode: '755' })
       expect(st.generation).toBeNull()
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
     expect(() => parseRead('garbage')).toThrow(/cut short/)
+  })
+
+  it('units come from one `systemctl show`, in the order asked; no answer leaves them unknown', () => {
+    const out = '\n@@hafw units -\nActiveState=active\nUnitFileState=enabled\n\nActiveState=inactive\nUnitFileState=\n\n@@hafw end -\n'
+    expect(parseRead(out, 'n', ['keepalived.service', 'nope.service']).units).toEqual({ 'keepalived.service': { enabled: 'enabled', active: 'active' }, 'nope.service': { enabled: '', active: 'inactive' } })
+    expect(parseRead('\n@@hafw units -\n\n@@hafw end -\n', 'n', ['x.service']).units).toEqual({ 'x.service': { enabled: '', active: '' } })
   })
 })
 
@@ -136,23 +149,60 @@ describe('apply: ordering and the VRRP verdict', () => {
     const vip = addr('ens3', '192.168.10.10')
     expect(() => decideOrder(edge1, { fw1a: vip, fw1b: vip }, both, false)).toThrow(/split brain/)
   })
-  it('exactly one holder per instance; preemption decides who; partial holders only count once updated', () => {
-    const full = [...parseAddrs(addr('ens3', '192.168.10.10', '192.168.10.60')), ...parseAddrs(addr('ens4', '192.168.11.10'))]
-    expect(vrrpProblems(edge1, { fw1a: full, fw1b: [] }, both)).toEqual([])
-    expect(vrrpProblems(edge1, { fw1a: [], fw1b: [] }, both)[0]).toMatch(/no node holds/)
-    expect(vrrpProblems(edge1, { fw1a: full, fw1b: full }, both)[0]).toMatch(/split brain/)
-    // fw1a (priority 150) preempts: fw1b holding the VIPs is not settled yet
-    expect(vrrpProblems(edge1, { fw1a: [], fw1b: full }, both)[0]).toMatch(/fw1a .* has not taken over/)
-    expect(vrrpProblems(edge1, { fw1a: [], fw1b: full }, ['fw1b'])).toEqual([])
-    expect(expectedMaster({ ...edge1, vrrp: { ...edge1.vrrp, nopreempt: true } }, both)).toBeNull()
-    const partial = full.filter((a) => a.ip !== '192.168.10.60')
-    expect(vrrpProblems(edge1, { fw1a: partial, fw1b: [] }, both, ['fw1a'])[0]).toMatch(/only some/)
-    expect(vrrpProblems(edge1, { fw1a: partial, fw1b: [] }, both, ['fw1b'])).toEqual([])
+  const full = [...parseAddrs(addr('ens3', '192.168.10.10', '192.168.10.60')), ...parseAddrs(addr('ens4', '192.168.11.10'))]
+  /** What verify's probe reports of a node: its addresses, units and (sync pairs) conntrackd's received packets. */
+  const probe = (addrs: NodeProbe['addrs'], o: { keepalived?: string; recv?: number } = {}): NodeProbe => ({
+    t: 0,
+    addrs,
+    units: { 'keepalived.service': o.keepalived ?? 'active' },
+    state: null,
+    kernelEntries: null,
+    conntrackd: o.recv === undefined ? { running: false, error: 'no answer' } : { running: true, stats: parseConntrackdStats(`UDP traffic (active device=ens5):\n  40 Pckts sent  ${o.recv} Pckts recv\n`) },
   })
-  it('gate samples parse: units, addresses, conntrackd sync counters', () => {
-    const out = `@@unit keepalived.service active\n@@unit conntrackd.service failed\n@@addr\n${addr('ens3', '192.168.10.10')}\n@@ct\ncache internal:\n UDP traffic (active device=ens5):\n         4800 Bytes sent         1200 Bytes recv\n           40 Pckts sent           12 Pckts recv\n            0 Error send            0 Error recv\n@@ct-ok\n@@end\n`
-    expect(parseSample(out)).toMatchObject({ units: { 'keepalived.service': 'active', 'conntrackd.service': 'failed' }, ips: [{ device: 'ens3', ip: '192.168.10.10' }], conntrackd: true, syncRecv: 12, syncSent: 40 })
-    expect(parseSample('@@unit x.service inactive\n@@addr\n@@end\n')).toMatchObject({ conntrackd: null, syncRecv: null })
+  const noSync: PairModel = { ...edge1, conntrack_sync: null }
+  const gate = (pair: PairModel, probes: Record<string, NodeProbe>, updated = both, node = 'fw1a', watch: SyncWatch = {}) => judgeSample(pair, node, updated, probes, watch)
+  it('gate: exactly one holder per instance; preemption decides who; partial holders only count once updated', () => {
+    expect(gate(noSync, { fw1a: probe(full), fw1b: probe([]) })).toEqual({ problems: [], master: 'fw1a' })
+    expect(gate(noSync, { fw1a: probe([]), fw1b: probe([]) }).problems[0]).toMatch(/VI_OUT: no MASTER/)
+    expect(gate(noSync, { fw1a: probe(full), fw1b: probe(full) }).problems[0]).toMatch(/split brain/)
+    // fw1a (priority 150) preempts: fw1b holding the VIPs is not settled yet, unless fw1a runs no keepalived
+    expect(gate(noSync, { fw1a: probe([]), fw1b: probe(full) }, both, 'fw1b').problems).toEqual([expect.stringMatching(/VIPs are on fw1b, but fw1a .*preempting/)])
+    expect(gate(noSync, { fw1a: probe([], { keepalived: 'inactive' }), fw1b: probe(full) }, both, 'fw1b')).toEqual({ problems: [], master: 'fw1b' })
+    // ...but the changed node's own units must all run
+    expect(gate(noSync, { fw1a: probe([], { keepalived: 'inactive' }), fw1b: probe(full) }).problems).toEqual(['fw1a: keepalived.service is inactive'])
+    expect(gate({ ...noSync, vrrp: { ...noSync.vrrp, nopreempt: true } }, { fw1a: probe([]), fw1b: probe(full) }, both, 'fw1b').problems).toEqual([])
+    const partial = full.filter((a) => a.ip !== '192.168.10.60')
+    expect(gate(noSync, { fw1a: probe(partial), fw1b: probe([]) }, ['fw1a']).problems[0]).toMatch(/fw1a is MASTER but lacks 192\.168\.10\.60/)
+    expect(gate(noSync, { fw1a: probe(partial), fw1b: probe([]) }, ['fw1b'], 'fw1b').problems).toEqual([])
+  })
+  it('gate: sync messages must arrive on both nodes after the services ran; a restart resets the baseline', () => {
+    const watch: SyncWatch = {}
+    const at = (a: number, b: number) => gate(edge1, { fw1a: probe(full, { recv: a }), fw1b: probe([], { recv: b }) }, both, 'fw1b', watch).problems
+    expect(at(5, 0)).toEqual(['fw1b: no sync message received from its peer yet (0 packets received)', 'fw1a: no sync message received from its peer yet (5 packets received)'])
+    expect(at(5, 1)).toEqual(['fw1a: no sync message received from its peer yet (5 packets received)'])
+    expect(at(6, 1)).toEqual([])
+    expect(at(6, 0)).toEqual(['fw1b: no sync message received from its peer yet (0 packets received)'])
+    expect(gate(edge1, { fw1a: probe(full), fw1b: probe([], { recv: 3 }) }, both, 'fw1b')).toEqual({ problems: [], master: 'fw1a', note: "fw1a's conntrackd is not running: sync link not checked" })
+    expect(gate(edge1, { fw1a: probe(full, { recv: 3 }), fw1b: probe([]) }, both, 'fw1b').problems).toEqual(['fw1b: conntrackd does not answer (no answer)'])
+  })
+})
+
+describe('apply: the host gate', () => {
+  const app1 = { name: 'app1', pbr: [{ interface: 'ops', table: 100, table_name: 'ops', fwmark: '0x1', gateway: '10.1.0.1' }] }
+  const host = (rules: string[], routing = 'active'): NodeProbe => ({ t: 0, addrs: [], units: { 'hafw-firewall.service': 'active', 'hafw-routing.service': routing }, state: null, kernelEntries: null, conntrackd: null, rules })
+  it('units active and the fwmark rule in place (table by name or number)', () => {
+    expect(judgeHostSample(app1, host(['0:\tfrom all lookup local', '32765:\tfrom all fwmark 0x1 lookup ops', '32766:\tfrom all lookup main']))).toEqual({ problems: [], master: null })
+    expect(judgeHostSample(app1, host(['32765:\tfrom all fwmark 0x1 lookup 100'])).problems).toEqual([])
+    expect(judgeHostSample(app1, host(['32765:\tfrom all fwmark 0x10 lookup ops', '32764:\tfrom all fwmark 0x1 lookup ops2'], 'failed')).problems).toEqual([
+      'app1: hafw-routing.service is failed',
+      'app1: no policy rule "fwmark 0x1 lookup ops" (ip rule)',
+    ])
+  })
+  it('a conntrackd restarted by the swap counts from zero: its first packets count at once', () => {
+    const watch: SyncWatch = { fw1b: { base: 0, last: 0 } }
+    const probe = (recv: number): NodeProbe => ({ t: 0, addrs: [], units: {}, state: null, kernelEntries: null, conntrackd: { running: true, stats: parseConntrackdStats(`UDP traffic (active device=ens5):\n  1 Pckts sent  ${recv} Pckts recv\n`) } })
+    const v = judgeSample({ ...edge1, vrrp: { ...edge1.vrrp, instances: [] } }, 'fw1b', ['fw1a', 'fw1b'], { fw1a: probe(9), fw1b: probe(2) }, watch)
+    expect(v.problems).toEqual(['fw1a: no sync message received from its peer yet (9 packets received)'])
   })
 })
 
@@ -164,7 +214,7 @@ describe('apply: scripts sent to nodes', () => {
     swap: swapScript({ gen: 7, confirmTimeoutS: 60, changes: p.files, steps: p.steps, enable: p.enable, start: p.start }),
     rollback: rollbackScript({ ...common, steps: p.steps, enable: p.enable, start: p.start }),
     confirm: confirmScript(7, 'iptables'),
-    sample: sampleScript(['keepalived.service'], true),
+    probe: probeScript({ units: ['keepalived.service', 'hafw-firewall.service'], conntrackdConf: '/etc/conntrackd/conntrackd.conf' }),
   }
   it.each(Object.keys(scripts))('%s script passes sh -n', async (k) => {
     const r = await exec('sh', ['-n'], { input: scripts[k as keyof typeof scripts], allowFail: true })
@@ -175,6 +225,10 @@ describe('apply: scripts sent to nodes', () => {
     const s = scripts.swap
     expect(s.indexOf('systemd-run')).toBeLessThan(s.indexOf('mv -f'))
     expect(s).toMatch(/--on-active=60 --timer-property=AccuracySec=100ms --unit=hafw-rollback-7/)
+  })
+  it('rollback asks the peer for a resync after it restarted conntrackd', () => {
+    const withSync = rollbackScript({ ...common, steps: p.steps, enable: p.enable, start: [], resync: '/etc/conntrackd/conntrackd.conf' })
+    expect(withSync.indexOf('conntrackd -C /etc/conntrackd/conntrackd.conf -n || true')).toBeGreaterThan(withSync.indexOf('systemctl restart conntrackd.service'))
   })
   it('staged files sit next to their target and never end in .conf', () => {
     expect(stagedPath('/etc/sysctl.d/90-hafw.conf', 3)).toBe('/etc/sysctl.d/.90-hafw.conf.hafw-3')
@@ -200,7 +254,14 @@ describe('apply: job input', () => {
     expect(items[0]!.input).toMatchObject({ site: 'lab', options: { confirmTimeoutS: 30 } })
     expect(JSON.parse(JSON.stringify(items))).toEqual(items)
     expect(redactPair(edge1)).toBe(edge1)
-    expect(() => rolloutItems(m, { pair: 'nope' })).toThrow(/no pair named "nope"/)
+    expect(() => rolloutItems(m, { pair: 'nope' })).toThrow(/no pair or host named "nope" \(pairs: edge1, lb1; hosts: none\)/)
+  })
+  it('hosts: entries are rolled out too, after the pairs, each under its own name', async () => {
+    const ref = await loadInventory('inventory/reference.yaml')
+    const items = rolloutItems(ref, {})
+    expect(items.map((i) => i.pair)).toEqual([...ref.pairs.map((p) => p.name), 'app1'])
+    expect(items.at(-1)!.input).toMatchObject({ host: { name: 'app1', pbr: [{ fwmark: '0x1', table: 100, table_name: 'ops' }] } })
+    expect(rolloutItems(ref, { pair: 'app1' }).map((i) => i.pair)).toEqual(['app1'])
   })
   it('describes outcomes per node', () => {
     const pair: PairModel = edge1

@@ -1,110 +1,69 @@
 import { HafwError, throwIfAborted } from '@hafw/core'
-import type { PairModel } from '@hafw/inventory'
-import { parseAddrs } from '@hafw/plan'
-import { shellQuote as q, type Session } from '@hafw/transport'
+import type { HostModel, PairModel } from '@hafw/inventory'
+import type { Session } from '@hafw/transport'
+import { judgeVrrp, probeNode, recvPackets, type NodeProbe, type ProbeOptions } from '@hafw/verify'
+import { resyncLine } from './scripts.js'
 
 /*
  * The health gate, after a node's services ran: every unit of the node active, exactly one
  * holder of each VRRP instance's VIPs across the pair (VIP ownership from `ip -o addr` is the
- * ground truth, not what keepalived believes), conntrackd answering on both nodes with its
- * sync link receiving, and SSH reachable through a NEW connection (a lockout leaves the
- * existing connection alive: ESTABLISHED is accepted).
+ * ground truth, not what keepalived believes: verify's judgeVrrp), conntrackd answering on
+ * both nodes with sync messages arriving on both sides since the services ran, all that in two
+ * samples in a row; and SSH reachable through a NEW connection (a lockout leaves the existing
+ * connection alive: ESTABLISHED is accepted), opened while the samples run.
  */
 
-export interface Sample {
-  units: Record<string, string>
-  ips: { device: string; ip: string }[]
-  /** conntrackd -s answered */
-  conntrackd: boolean | null
-  /** sync messages received / sent so far (null: no sync, or not reported) */
-  syncRecv: number | null
-  syncSent: number | null
-}
+export const SYNC_CONF = '/etc/conntrackd/conntrackd.conf'
+/** Between two samples: one sample is a few ms of work on each node. */
+export const SAMPLE_INTERVAL_MS = 100
 
-const SYNC_CONF = '/etc/conntrackd/conntrackd.conf'
+/** "Pckts recv" per node: at the first sample (or since conntrackd restarted: it went down) and now. */
+export type SyncWatch = Record<string, { base: number; last: number }>
 
-export function sampleScript(units: readonly string[], sync: boolean): string {
-  return [
-    'PATH=/usr/sbin:/usr/bin:/sbin:/bin',
-    ...units.map((u) => `printf '@@unit %s %s\\n' ${q(u)} "$(systemctl is-active ${q(u)} 2>/dev/null)"`),
-    "echo '@@addr'",
-    'ip -o -4 addr show',
-    ...(sync ? ["echo '@@ct'", `timeout 5 conntrackd -C ${SYNC_CONF} -s 2>&1 && echo '@@ct-ok'`] : []),
-    "echo '@@end'",
-  ].join('\n') + '\n'
-}
-
-/** Parse what sampleScript printed. Pure. */
-export function parseSample(out: string): Sample {
-  const units: Record<string, string> = {}
-  for (const m of out.matchAll(/^@@unit (\S+) (\S*)$/gm)) units[m[1]!] = m[2] || 'unknown'
-  const addr = /@@addr\n([\s\S]*?)(?=^@@)/m.exec(out)?.[1] ?? ''
-  const ct = /@@ct\n([\s\S]*?)(?=^@@(?:ct-ok|end))/m.exec(out)?.[1]
-  // conntrackd -s: "UDP traffic (active device=ens5):" then "... Pckts sent ... Pckts recv"
-  const sum = (re: RegExp) => (ct ? [...ct.matchAll(re)].reduce((a, m) => a + Number(m[1]), 0) : 0)
-  const has = ct !== undefined && /Pckts recv/.test(ct)
-  return {
-    units,
-    ips: parseAddrs(addr),
-    conntrackd: ct === undefined ? null : /^@@ct-ok$/m.test(out),
-    syncRecv: has ? sum(/(\d+)\s+Pckts recv/g) : null,
-    syncSent: has ? sum(/(\d+)\s+Pckts sent/g) : null,
-  }
-}
-
-export interface VrrpView {
-  instance: string
-  /** nodes holding at least one of the instance's VIPs */
-  holders: string[]
-  /** holders that lack some of the VIPs */
-  partial: string[]
-}
-
-/** Who holds each instance's VIPs. Pure. */
-export function vrrpView(pair: PairModel, ips: Record<string, { device: string; ip: string }[]>): VrrpView[] {
-  return pair.vrrp.instances.map((inst) => {
-    const want = inst.vips.map((v) => v.ip)
-    const holders: string[] = []
-    const partial: string[] = []
-    for (const n of pair.nodes) {
-      const have = new Set((ips[n.name] ?? []).map((a) => a.ip))
-      const k = want.filter((ip) => have.has(ip)).length
-      if (k > 0) holders.push(n.name)
-      if (k > 0 && k < want.length) partial.push(n.name)
-    }
-    return { instance: inst.name, holders, partial }
-  })
+export interface SampleVerdict {
+  problems: string[]
+  /** who holds the VIPs (the whole sync group, else the first instance's) */
+  master: string | null
+  /** a condition that could not be checked */
+  note?: string
 }
 
 /**
- * The node that should hold the VIPs once VRRP settled: with preemption and distinct
- * priorities the highest-priority node running keepalived; otherwise whoever holds them.
+ * One sample of both nodes judged. Pure, apart from recording the sync counters in `watch`.
+ * The changed node's units must all run; the peer is judged only through VRRP and sync (on a
+ * fresh pair it runs nothing yet). `updated`: nodes on the new configuration; a node still on
+ * the old one may lack VIPs this rollout adds.
  */
-export function expectedMaster(pair: PairModel, running: string[]): string | null {
-  if (pair.vrrp.nopreempt) return null
-  const cands = pair.nodes.filter((n) => running.includes(n.name)).sort((a, b) => b.priority - a.priority)
-  if (cands.length >= 2 && cands[0]!.priority === cands[1]!.priority) return null
-  return cands[0]?.name ?? null
-}
-
-/**
- * Problems with the pair's VRRP state; empty when exactly one node holds every instance. Pure.
- * `updated`: nodes running the new configuration; a node still on the old one may lack VIPs
- * this rollout adds.
- */
-export function vrrpProblems(pair: PairModel, ips: Record<string, { device: string; ip: string }[]>, running: string[], updated: string[] = pair.nodes.map((n) => n.name)): string[] {
-  const out: string[] = []
-  const want = expectedMaster(pair, running)
-  for (const v of vrrpView(pair, ips)) {
-    if (v.holders.length === 0) out.push(`${v.instance}: no node holds its VIPs`)
-    else if (v.holders.length > 1) out.push(`${v.instance}: ${v.holders.join(' and ')} both hold VIPs (split brain)`)
-    else if (v.partial.some((n) => updated.includes(n))) out.push(`${v.instance}: ${v.partial[0]} holds only some of its VIPs`)
-    else if (want && v.holders[0] !== want) out.push(`${v.instance}: held by ${v.holders[0]}, ${want} (higher priority, preempting) has not taken over yet`)
+export function judgeSample(pair: PairModel, node: string, updated: readonly string[], probes: Record<string, NodeProbe>, watch: SyncWatch): SampleVerdict {
+  const problems: string[] = []
+  const names = pair.nodes.map((n) => n.name)
+  const peer = names.find((n) => n !== node)!
+  let note: string | undefined
+  for (const [u, st] of Object.entries(probes[node]!.units)) if (st !== 'active') problems.push(`${node}: ${u} is ${st}`)
+  if (pair.conntrack_sync) {
+    const me = probes[node]!.conntrackd
+    if (!me?.running) problems.push(`${node}: conntrackd does not answer (${me?.error ?? 'conntrackd -s'})`)
+    else if (probes[peer]!.conntrackd?.running) {
+      // both answer: messages must have arrived on both sides since the services ran
+      for (const n of [node, peer]) {
+        const r = recvPackets(probes[n]!.conntrackd!.stats!)
+        if (r === null) {
+          problems.push(`${n}: conntrackd -s reports no sync traffic counters`)
+          continue
+        }
+        const w = watch[n]
+        watch[n] = !w || r < w.last ? { base: r, last: r } : { base: w.base, last: r }
+        if (!(r > watch[n]!.base)) problems.push(`${n}: no sync message received from its peer yet (${r} packets received)`)
+      }
+    } else note = `${peer}'s conntrackd is not running: sync link not checked`
   }
-  const holders = new Set(vrrpView(pair, ips).flatMap((v) => v.holders))
-  // instances of one sync group move together
-  if (pair.vrrp.instances.length > 1 && holders.size > 1 && !out.length) out.push(`the sync group ${pair.vrrp.sync_group} is split across ${[...holders].join(' and ')}`)
-  return out
+  const v = judgeVrrp(
+    pair,
+    names.map((n) => ({ name: n, addrs: probes[n]!.addrs, keepalived: probes[n]!.units['keepalived.service'], fault: probes[n]!.state?.role === 'fault' })),
+    { stale: names.filter((n) => !updated.includes(n)) },
+  )
+  problems.push(...v.problems.map((p) => p.message))
+  return { problems, master: v.active ?? v.instances[0]?.master ?? null, ...(note ? { note } : {}) }
 }
 
 export interface GateInput {
@@ -119,6 +78,12 @@ export interface GateInput {
   reconnect: () => Promise<void>
   timeoutMs: number
   signal: AbortSignal
+  /** conntrackd.conf on the nodes (default SYNC_CONF) */
+  conntrackdConf?: string
+  /** conntrackd (re)started on the node: its counters began at zero then */
+  restarted?: boolean
+  /** after the first sample, ask the peer for a resync with this conntrackd.conf (see resyncLine) */
+  resync?: string
   onWait?: (why: string) => void
 }
 
@@ -128,6 +93,8 @@ export interface GateResult {
   problems: string[]
   /** who holds the VIPs at the end */
   master: string | null
+  /** samples taken */
+  samples: number
   /** a condition that could not be checked */
   note?: string
 }
@@ -139,66 +106,108 @@ export const sleep = (ms: number, signal: AbortSignal) =>
     signal.addEventListener('abort', onAbort, { once: true })
   })
 
-/** Sample both nodes until every condition holds twice in a row, or the time is up. */
-export async function healthGate(g: GateInput): Promise<GateResult> {
+/** What every gate needs besides its own sampler. */
+export interface GateBase {
+  node: string
+  /** open a brand-new connection to the node, run `true`, close */
+  reconnect: () => Promise<void>
+  timeoutMs: number
+  signal: AbortSignal
+  onWait?: (why: string) => void
+}
+
+/**
+ * Take samples until one passes twice in a row, or the time is up; meanwhile a new SSH
+ * connection to the node (a lockout shows as its failure). `afterFirst` runs right after the
+ * first sample, and the second sample follows it at once.
+ */
+async function gateLoop(g: GateBase, sample: () => Promise<SampleVerdict>, afterFirst?: () => Promise<void>): Promise<GateResult> {
   const t0 = Date.now()
-  const sync = !!g.pair.conntrack_sync
-  const names = g.pair.nodes.map((n) => n.name)
-  let first: Record<string, Sample> | undefined
+  const ssh = g.reconnect().then(
+    () => '',
+    (e: Error) => `SSH: a new connection to ${g.node} fails: ${e.message}`,
+  )
+  let verdict: SampleVerdict = { problems: ['not sampled'], master: null }
   let okRuns = 0
-  let problems: string[] = ['not sampled']
-  let master: string | null = null
-  let syncSkipped = ''
+  let samples = 0
   for (;;) {
     throwIfAborted(g.signal)
-    const samples: Record<string, Sample> = {}
-    problems = []
-    await Promise.all(
-      names.map(async (n) => {
-        try {
-          const r = await g.sessions[n]!.exec('sh -s', { input: sampleScript(g.units[n] ?? [], sync), timeoutMs: 15_000, signal: g.signal })
-          samples[n] = parseSample(r.stdout)
-        } catch (e) {
-          problems.push(`${n}: ${(e as Error).message}`)
-        }
-      }),
-    )
-    if (!problems.length) {
-      first ??= samples
-      const peer = names.find((n) => n !== g.node)!
-      // The changed node's units must all run. The peer is judged only on what it ran before:
-      // on a fresh pair it has nothing yet.
-      for (const [u, st] of Object.entries(samples[g.node]!.units)) if (st !== 'active') problems.push(`${g.node}: ${u} is ${st}`)
-      if (sync) {
-        const me = samples[g.node]!
-        const other = samples[peer]!
-        if (!me.conntrackd) problems.push(`${g.node}: conntrackd does not answer (conntrackd -s)`)
-        else if (other.conntrackd) {
-          // both answer: messages must flow both ways while the gate watches
-          for (const n of [g.node, peer]) {
-            const s = samples[n]!
-            if (s.syncRecv === null) problems.push(`${n}: conntrackd -s reports no sync traffic counters`)
-            else if (!(s.syncRecv > (first[n]?.syncRecv ?? 0))) problems.push(`${n}: no sync message received from its peer yet (${s.syncRecv} packets received)`)
-          }
-        } else syncSkipped = `${peer}'s conntrackd is not running: sync link not checked`
-      }
-      const running = names.filter((n) => samples[n]!.units['keepalived.service'] === 'active')
-      const ips = Object.fromEntries(names.map((n) => [n, samples[n]!.ips]))
-      problems.push(...vrrpProblems(g.pair, ips, running, g.updated))
-      master = vrrpView(g.pair, ips)[0]?.holders.length === 1 ? vrrpView(g.pair, ips)[0]!.holders[0]! : null
-    }
-    okRuns = problems.length ? 0 : okRuns + 1
+    verdict = await sample()
+    samples++
+    okRuns = verdict.problems.length ? 0 : okRuns + 1
     if (okRuns >= 2) break
-    if (Date.now() - t0 > g.timeoutMs) return { ok: false, ms: Date.now() - t0, problems, master }
-    if (problems.length) g.onWait?.(problems.join('; '))
-    await sleep(200, g.signal)
+    if (Date.now() - t0 > g.timeoutMs) return { ok: false, ms: Date.now() - t0, problems: verdict.problems, master: verdict.master, samples }
+    if (verdict.problems.length) g.onWait?.(verdict.problems.join('; '))
+    if (samples === 1 && afterFirst) await afterFirst()
+    else await sleep(SAMPLE_INTERVAL_MS, g.signal)
   }
-  try {
-    await g.reconnect()
-  } catch (e) {
-    return { ok: false, ms: Date.now() - t0, problems: [`SSH: a new connection to ${g.node} fails: ${(e as Error).message}`], master }
+  const sshProblem = await ssh
+  const base = { ms: Date.now() - t0, master: verdict.master, samples }
+  if (sshProblem) return { ok: false, problems: [sshProblem], ...base }
+  return { ok: true, problems: [], ...base, ...(verdict.note ? { note: verdict.note } : {}) }
+}
+
+/** Probe every named node at once (verify's probe); errors become problems. */
+async function probeAll(sessions: Record<string, Session>, names: string[], opts: (n: string) => ProbeOptions, signal: AbortSignal): Promise<{ probes: Record<string, NodeProbe>; errors: string[] }> {
+  const probes: Record<string, NodeProbe> = {}
+  const errors: string[] = []
+  await Promise.all(
+    names.map((n) =>
+      probeNode(sessions[n]!, opts(n), signal).then(
+        (p) => void (probes[n] = p),
+        (e: Error) => void errors.push(`${n}: ${e.message}`),
+      ),
+    ),
+  )
+  return { probes, errors }
+}
+
+/** Sample both nodes of the pair until every condition holds twice in a row, or the time is up. */
+export async function healthGate(g: GateInput): Promise<GateResult> {
+  const names = g.pair.nodes.map((n) => n.name)
+  const opts = (n: string): ProbeOptions => ({ units: g.units[n] ?? [], brief: true, ...(g.pair.conntrack_sync ? { conntrackdConf: g.conntrackdConf ?? SYNC_CONF } : {}) })
+  // A restarted conntrackd counts from zero: anything received proves the link into it. The
+  // peer's baseline is its first sample, taken before the resync request reaches it.
+  const watch: SyncWatch = g.restarted ? { [g.node]: { base: 0, last: 0 } } : {}
+  let master: string | null = null
+  const sample = async (): Promise<SampleVerdict> => {
+    const { probes, errors } = await probeAll(g.sessions, names, opts, g.signal)
+    const v = errors.length ? { problems: errors, master } : judgeSample(g.pair, g.node, g.updated, probes, watch)
+    master = v.master
+    return v
   }
-  return { ok: true, ms: Date.now() - t0, problems: [], master, ...(syncSkipped ? { note: syncSkipped } : {}) }
+  // Sync messages cross the link now, not with the next ALIVE (about 1 s), and the restarted
+  // daemon's empty external cache is filled again. A failure shows in the samples.
+  const resync = g.resync ? () => g.sessions[g.node]!.exec(resyncLine(g.resync!), { timeoutMs: 10_000, signal: g.signal }).then(() => undefined, () => undefined) : undefined
+  return gateLoop(g, sample, resync)
+}
+
+/** A policy-routing host's fwmark rules as `ip -4 rule show` prints them (table by name or number). */
+export function hostRuleProblems(host: Pick<HostModel, 'name' | 'pbr'>, rules: readonly string[]): string[] {
+  return host.pbr
+    .filter((r) => !rules.some((l) => new RegExp(`\\bfwmark ${r.fwmark}(/0x[0-9a-f]+)? lookup (${r.table}|${r.table_name})\\b`).test(l.trim())))
+    .map((r) => `${host.name}: no policy rule "fwmark ${r.fwmark} lookup ${r.table_name}" (ip rule)`)
+}
+
+/** One sample of a host judged. Pure. */
+export function judgeHostSample(host: Pick<HostModel, 'name' | 'pbr'>, p: NodeProbe): SampleVerdict {
+  const problems = Object.entries(p.units).flatMap(([u, st]) => (st === 'active' ? [] : [`${host.name}: ${u} is ${st}`]))
+  return { problems: [...problems, ...hostRuleProblems(host, p.rules ?? [])], master: null }
+}
+
+export interface HostGateInput extends GateBase {
+  host: HostModel
+  session: Session
+  units: string[]
+}
+
+/** A single host (no VRRP, no sync): its units active and its fwmark rules in place, twice in a row; SSH through a new connection. */
+export function hostGate(g: HostGateInput): Promise<GateResult> {
+  const sample = async (): Promise<SampleVerdict> => {
+    const { probes, errors } = await probeAll({ [g.node]: g.session }, [g.node], () => ({ units: g.units, brief: true, rules: true }), g.signal)
+    return errors.length ? { problems: errors, master: null } : judgeHostSample(g.host, probes[g.node]!)
+  }
+  return gateLoop(g, sample)
 }
 
 export function gateError(node: string, r: GateResult): HafwError {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { HafwError } from '@hafw/core'
-import type { PairModel } from '@hafw/inventory'
+import type { FirewallModel, SyncModel } from '@hafw/inventory'
 import { GENERATIONS, NODE_DIR, type NodePlan, type NodeState } from '@hafw/plan'
 import { manifest, type Manifest, type RenderedFile, type RenderedNode } from '@hafw/render'
 import { shellQuote as q, type Session } from '@hafw/transport'
@@ -24,15 +24,22 @@ export interface NodeCtx {
   armedAt?: number
 }
 
+/** What the node steps need of a pair or a host (hosts have no conntrack sync). */
+export interface ApplyTarget {
+  firewall: Pick<FirewallModel, 'backend'>
+  conntrack_sync?: Pick<SyncModel, 'mode'> | null
+}
+
 export function nextGeneration(st: NodeState): number {
   return Math.max(0, st.generation ?? 0, ...st.generations) + 1
 }
 
 /** Upload, fsync and check with the real tools; nothing in force changes. */
-export async function stage(c: NodeCtx, pair: PairModel, signal: AbortSignal): Promise<void> {
+export async function stage(c: NodeCtx, pair: ApplyTarget, signal: AbortSignal): Promise<void> {
   const gen = nextGeneration(c.state)
   const common = { gen, prev: c.state.generation, backend: pair.firewall.backend, changes: c.plan.files }
-  const rb = rollbackScript({ ...common, steps: c.plan.steps, enable: c.plan.enable, start: c.plan.start })
+  const resync = resyncConf(c, pair)
+  const rb = rollbackScript({ ...common, steps: c.plan.steps, enable: c.plan.enable, start: c.plan.start, ...(resync ? { resync } : {}) })
   const script = stageScript({ ...common, files: c.target.files, manifestJson: JSON.stringify({ ...manifest(c.target), generation: gen }, null, 2) + '\n', rollback: rb })
   const r = await c.session.exec('sh -s', { input: script, timeoutMs: 120_000, signal })
   if (r.code === 3) {
@@ -44,6 +51,14 @@ export async function stage(c: NodeCtx, pair: PairModel, signal: AbortSignal): P
   }
   if (r.code !== 0 || !/^staged$/m.test(r.stdout)) throw new HafwError(`${c.name}: staging generation ${gen} failed (exit ${r.code}): ${(r.stderr || r.stdout).trim().split('\n').slice(-4).join(' ')}`)
   c.gen = gen
+}
+
+/** The node's conntrackd.conf, when it has one. */
+export const conntrackdConfOf = (n: RenderedNode): string | undefined => n.files.find((f) => f.service === 'conntrackd' && f.check === 'conntrackd')?.path
+
+/** conntrackd.conf when the pair syncs in a mode that can ask its peer for a resync (FTFW, NOTRACK). */
+export function resyncConf(c: Pick<NodeCtx, 'target'>, pair: ApplyTarget): string | undefined {
+  return pair.conntrack_sync && pair.conntrack_sync.mode !== 'alarm' ? conntrackdConfOf(c.target) : undefined
 }
 
 /** Remove a staged generation that will not be applied. */
@@ -87,7 +102,7 @@ function parseSteps(out: string): SwapResult['steps'] {
 }
 
 /** Disarm and record; false when the timer had already rolled the generation back. */
-export async function confirm(c: NodeCtx, pair: PairModel, signal: AbortSignal): Promise<boolean> {
+export async function confirm(c: NodeCtx, pair: ApplyTarget, signal: AbortSignal): Promise<boolean> {
   const r = await c.session.exec('sh -s', { input: confirmScript(c.gen!, pair.firewall.backend), timeoutMs: 30_000, signal })
   if (r.code === 9) return false
   if (r.code !== 0) throw new HafwError(`${c.name}: confirming generation ${c.gen} failed (exit ${r.code}): ${r.stderr.trim()}`)

@@ -1,7 +1,6 @@
 import { HafwError } from '@hafw/core'
 import type { PairModel } from '@hafw/inventory'
-import { parseAddrs } from '@hafw/plan'
-import { vrrpView } from './gate.js'
+import { parseAddrs, vipHolders } from '@hafw/verify'
 
 /*
  * Which node of a pair goes first. Pure: from who holds the VIPs now (`ip -o addr` of each
@@ -20,7 +19,7 @@ export interface OrderDecision {
 
 export function decideOrder(pair: PairModel, addrs: Record<string, string>, changed: string[], handover: boolean): OrderDecision {
   const ips = Object.fromEntries(pair.nodes.map((n) => [n.name, parseAddrs(addrs[n.name] ?? '')]))
-  const holders = [...new Set(vrrpView(pair, ips).flatMap((v) => v.holders))]
+  const holders = [...new Set(vipHolders(pair, ips).flatMap((i) => i.vips.flatMap((v) => v.holders)))]
   if (holders.length > 1) {
     throw new HafwError(`pair ${pair.name}: both ${holders.join(' and ')} hold VIPs (split brain); refusing to roll out until one node holds them all`)
   }

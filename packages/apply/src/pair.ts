@@ -1,12 +1,14 @@
 import { dirname } from 'node:path'
 import { HafwError, reporter, throwIfAborted, type Operation } from '@hafw/core'
-import { loadInventory, type Model, type PairModel } from '@hafw/inventory'
-import { openNode, parseAddrs, planNode, readNodeState, readSpec } from '@hafw/plan'
+import { loadInventory, type HostModel, type Model, type PairModel } from '@hafw/inventory'
+import { openNode, planNode, readNodeState, readSpec } from '@hafw/plan'
 import { renderInventory, type RenderedNode } from '@hafw/render'
 import { withSession, type Session } from '@hafw/transport'
-import { gateError, healthGate, sleep, vrrpView } from './gate.js'
+import { parseAddrs, vipHolders } from '@hafw/verify'
+import { gateError, healthGate, hostGate, sleep, type GateResult } from './gate.js'
 import { decideOrder } from './order.js'
-import { confirm, discard, parseMarker, pollRolledBack, readGeneration, rollbackNow, stage, swap, type NodeCtx, type RollbackReport } from './node.js'
+import { restartsConntrackd } from './scripts.js'
+import { confirm, conntrackdConfOf, discard, parseMarker, pollRolledBack, readGeneration, resyncConf, rollbackNow, stage, swap, type NodeCtx, type RollbackReport } from './node.js'
 
 export interface ApplyOptions {
   /** fail over to the updated standby before the active node is touched */
@@ -30,9 +32,23 @@ export interface PairApplyInput {
   rollback?: { to?: number }
 }
 
+/** The input of one `hosts:` entry's rollout: a single node, no HA order, no VRRP or sync. */
+export interface HostApplyInput {
+  site: string
+  source: string
+  host: HostModel
+  options?: ApplyOptions
+  rollback?: { to?: number }
+}
+
+export type ApplyInput = PairApplyInput | HostApplyInput
+export const isHostInput = (i: ApplyInput): i is HostApplyInput => 'host' in i
+/** The name a rollout item, its lock and its summary row go by. */
+export const inputName = (i: ApplyInput): string => (isHostInput(i) ? i.host.name : i.pair.name)
+
 export interface NodeOutcome {
   node: string
-  role: 'standby' | 'active' | 'fresh'
+  role: 'standby' | 'active' | 'fresh' | 'host'
   result: 'unchanged' | 'applied' | 'rolled-back' | 'undone' | 'failed' | 'not started'
   previous: number | null
   generation: number | null
@@ -45,7 +61,10 @@ export interface NodeOutcome {
 }
 
 export interface PairApplyResult {
+  /** the pair's name, or the host's */
   pair: string
+  /** a `hosts:` entry, not a pair */
+  host?: boolean
   ok: boolean
   noop: boolean
   order: string[]
@@ -76,50 +95,70 @@ async function withSecrets(input: PairApplyInput): Promise<PairModel> {
  * Roll one pair out (or back): read both nodes, plan, stage and check both, then node by node
  * in HA order: arm the on-host rollback, swap, run the services, health gate, confirm. A node
  * that fails rolls back (and the other node of the pair with it); the error carries the
- * per-node outcome in `details`.
+ * per-node outcome in `details`. A `hosts:` entry goes the same way as a pair of one node,
+ * with the host's gate (units, fwmark rules, SSH) instead of the pair's.
  */
-export const applyPair: Operation<PairApplyInput, PairApplyResult> = async (input, progress, signal) => {
+export const applyPair: Operation<ApplyInput, PairApplyResult> = async (input, progress, signal) => {
   const t0 = Date.now()
   const o = { confirmTimeoutS: DEFAULT_CONFIRM_S, earlyRollback: true, handover: false, acceptNew: false, ...input.options }
   if (!Number.isInteger(o.confirmTimeoutS) || o.confirmTimeoutS < 15) throw new HafwError(`confirm timeout must be at least 15 s, found ${o.confirmTimeoutS}`)
-  const pair = await withSecrets(input)
-  const model: Model = { version: 1, site: input.site, source: input.source, pairs: [pair], hosts: [] }
-  const log = reporter(progress, pair.name)
+  const host = isHostInput(input) ? input.host : null
+  const pair = isHostInput(input) ? null : await withSecrets(input)
+  const name = inputName(input)
+  const owner = (pair ?? host)!
+  const nodes = pair ? pair.nodes : [host!]
+  const model: Model = { version: 1, site: input.site, source: input.source, pairs: pair ? [pair] : [], hosts: host ? [host] : [] }
+  const log = reporter(progress, name)
   const sessions: Record<string, Session> = {}
-  const result: PairApplyResult = { pair: pair.name, ok: false, noop: false, order: [], why: '', handover: false, master: null, nodes: [], ms: 0 }
+  const result: PairApplyResult = { pair: name, ...(host ? { host: true } : {}), ok: false, noop: false, order: [], why: '', handover: false, master: null, nodes: [], ms: 0 }
   const fail = (msg: string, transient = false): never => {
     result.ms = Date.now() - t0
-    throw Object.assign(new HafwError(`pair ${pair.name}: ${msg}`, { transient }), { details: result })
+    throw Object.assign(new HafwError(`${host ? 'host' : 'pair'} ${name}: ${msg}`, { transient }), { details: result })
   }
   try {
-    const conns = await Promise.allSettled(pair.nodes.map((n) => openNode(model, n, { acceptNew: o.acceptNew, signal, progress })))
-    conns.forEach((c, i) => c.status === 'fulfilled' && (sessions[pair.nodes[i]!.name] = c.value))
+    const connecting = Promise.allSettled(nodes.map((n) => openNode(model, n, { acceptNew: o.acceptNew, signal, progress })))
+    // Rendering is CPU work (the first one in a process compiles the templates): do it while the
+    // handshakes run; a render error is thrown once the sessions are known (and closed below).
+    let rendered: Record<string, RenderedNode> | null = null
+    let renderError: unknown
+    try {
+      if (!input.rollback) rendered = Object.fromEntries(nodes.map((n) => [n.name, renderInventory(model, { ...(pair ? { pair: pair.name } : {}), node: n.name })[0]!]))
+    } catch (e) {
+      renderError = e
+    }
+    const conns = await connecting
+    conns.forEach((c, i) => c.status === 'fulfilled' && (sessions[nodes[i]!.name] = c.value))
+    if (renderError) throw renderError
     const down = conns.flatMap((c) => (c.status === 'rejected' ? [c.reason as HafwError] : []))
     if (down.length) fail(`nothing changed, a node cannot be reached: ${down.map((e) => e.message).join('; ')}`, down.every((e) => e.transient))
+    log.debug(`phase: connected in ${Date.now() - t0} ms`)
 
     // What each node should get: the rendered inventory, or a generation it keeps.
     const ctxs: NodeCtx[] = await Promise.all(
-      pair.nodes.map(async (n) => {
+      nodes.map(async (n) => {
         const s = sessions[n.name]!
         let target: RenderedNode
         if (input.rollback) {
-          const probe = await readNodeState(s, [], [], pair.firewall.backend, signal)
+          const probe = await readNodeState(s, [], [], owner.firewall.backend, signal)
           const to = input.rollback.to ?? [...probe.confirmed].reverse().find((g) => g < (probe.generation ?? 0))
           if (to === undefined) fail(`${n.name} keeps no confirmed generation before ${probe.generation ?? 'none'} to roll back to (kept: ${probe.generations.join(', ') || 'none'})`)
           target = await readGeneration(s, n.name, to!)
-        } else target = renderInventory(model, { pair: pair.name, node: n.name })[0]!
+        } else target = rendered![n.name]!
         const { paths, units } = readSpec(target)
-        const state = await readNodeState(s, paths, units, pair.firewall.backend, signal)
+        const state = await readNodeState(s, paths, units, owner.firewall.backend, signal)
         return { name: n.name, session: s, target, state, plan: planNode(target, state) }
       }),
     )
+    log.debug(`phase: read and planned at ${Date.now() - t0} ms`)
     const ctx = (name: string) => ctxs.find((c) => c.name === name)!
     const changed = ctxs.filter((c) => c.plan.changes).map((c) => c.name)
-    const decision = decideOrder(pair, Object.fromEntries(ctxs.map((c) => [c.name, c.state.addr])), changed, o.handover)
+    const decision = pair
+      ? decideOrder(pair, Object.fromEntries(ctxs.map((c) => [c.name, c.state.addr])), changed, o.handover)
+      : { order: changed, active: null, handover: false, why: `host ${name}: one node, no HA order` }
     Object.assign(result, { order: decision.order, why: decision.why, handover: decision.handover })
     result.nodes = ctxs.map((c) => ({
       node: c.name,
-      role: decision.active === null ? 'fresh' : c.name === decision.active ? 'active' : 'standby',
+      role: host ? 'host' : decision.active === null ? 'fresh' : c.name === decision.active ? 'active' : 'standby',
       result: c.plan.changes ? 'not started' : 'unchanged',
       previous: c.state.generation,
       generation: c.state.generation,
@@ -137,59 +176,67 @@ export const applyPair: Operation<PairApplyInput, PairApplyResult> = async (inpu
 
     // Stage and check both nodes before either changes.
     try {
-      await Promise.all(changed.map((n) => stage(ctx(n), pair, signal)))
+      await Promise.all(changed.map((n) => stage(ctx(n), owner, signal)))
     } catch (e) {
       await Promise.all(changed.map((n) => discard(ctx(n))))
       fail((e as Error).message)
     }
+    log.debug(`phase: staged and checked at ${Date.now() - t0} ms`)
 
-    const reconnect = <T>(name: string, fn: (s: Session) => Promise<T>) => {
-      const n = pair.nodes.find((x) => x.name === name)!
-      return withSession(n.ssh, fn, { name, baseDir: dirname(input.source), signal })
-    }
+    const reconnect = <T>(node: string, fn: (s: Session) => Promise<T>) => withSession(nodes.find((x) => x.name === node)!.ssh, fn, { name: node, baseDir: dirname(input.source), signal })
     const units = Object.fromEntries(ctxs.map((c) => [c.name, readSpec(c.target).units]))
     const done: NodeCtx[] = []
-    for (const name of decision.order) {
+    for (const node of decision.order) {
       throwIfAborted(signal)
-      const c = ctx(name)
+      const c = ctx(node)
       const t1 = Date.now()
-      const peer = pair.nodes.find((n) => n.name !== name)!.name
-      const nlog = log.scoped(name)
+      const peer = nodes.find((n) => n.name !== node)?.name
+      const nlog = log.scoped(node)
       let extraStart: string[] = []
-      if (decision.handover && name === decision.active) {
+      if (pair && decision.handover && node === decision.active) {
         try {
-          await handOver(pair, c, sessions[peer]!, nlog, signal)
+          await handOver(pair, c, sessions[peer!]!, nlog, signal)
         } catch (e) {
           await undoAll(done, result, nlog)
           fail((e as Error).message)
         }
         extraStart = ['keepalived.service']
       }
-      nlog.info(`generation ${c.gen}: ${c.plan.files.length} file(s), ${out(name).steps.join(', ') || 'no service action'}; rollback armed for ${o.confirmTimeoutS} s`)
+      nlog.info(`generation ${c.gen}: ${c.plan.files.length} file(s), ${out(node).steps.join(', ') || 'no service action'}; rollback armed for ${o.confirmTimeoutS} s`)
+      const conntrackdConf = conntrackdConfOf(c.target)
       const sw = await swap(c, o.confirmTimeoutS, extraStart, signal)
+      nlog.debug(`phase: swapped in ${Date.now() - t1} ms (${sw.steps.map((x) => `${x.step} ${x.ms} ms`).join(', ')})`)
       let why: string | undefined
       if (!sw.ok) why = `applying failed: ${sw.error}`
       else {
         const left = c.armedAt! + o.confirmTimeoutS * 1000 - Date.now() - 5000
-        const gate = await healthGate({
-          pair,
-          node: name,
-          updated: [...done.map((d) => d.name), name],
-          sessions,
-          units,
-          reconnect: () => reconnect(name, (s) => s.exec('true', { timeoutMs: 10_000 }).then(() => undefined)),
-          timeoutMs: Math.max(3000, Math.min(30_000, left - pair.nodes.find((n) => n.name === name)!.ssh.connect_timeout * 1000)),
+        const common = {
+          node,
+          reconnect: () => reconnect(node, (s) => s.exec('true', { timeoutMs: 10_000 }).then(() => undefined)),
+          timeoutMs: Math.max(3000, Math.min(30_000, left - nodes.find((n) => n.name === node)!.ssh.connect_timeout * 1000)),
           signal,
-          onWait: (w) => nlog.debug(`gate: ${w}`),
-        })
-        out(name).gateMs = gate.ms
+          onWait: (w: string) => nlog.debug(`gate: ${w}`),
+        }
+        const gate: GateResult = pair
+          ? await healthGate({
+              ...common,
+              pair,
+              updated: [...done.map((d) => d.name), node],
+              sessions,
+              units,
+              ...(conntrackdConf ? { conntrackdConf } : {}),
+              ...(restartsConntrackd(c.plan.steps, [...c.plan.start, ...extraStart]) ? { restarted: true, resync: resyncConf(c, pair) } : {}),
+            })
+          : await hostGate({ ...common, host: host!, session: sessions[node]!, units: units[node] ?? [] })
+        out(node).gateMs = gate.ms
+        nlog.debug(`phase: health gate ${gate.ok ? 'passed' : 'failed'} in ${gate.ms} ms (${gate.samples} samples)`)
         result.master = gate.master
-        if (!gate.ok) why = gateError(name, gate).message
+        if (!gate.ok) why = gateError(node, gate).message
         else {
-          const confirmed = await confirm(c, pair, signal).catch((e: Error) => ((why = `confirm failed: ${e.message}`), false))
+          const confirmed = await confirm(c, owner, signal).catch((e: Error) => ((why = `confirm failed: ${e.message}`), false))
           if (confirmed) {
-            Object.assign(out(name), { result: 'applied', generation: c.gen, ms: Date.now() - t1 })
-            nlog.info(`generation ${c.gen} confirmed (health gate ${(gate.ms / 1000).toFixed(1)} s, ${gate.master ?? 'nobody'} holds the VIPs${gate.note ? `; ${gate.note}` : ''})`)
+            Object.assign(out(node), { result: 'applied', generation: c.gen, ms: Date.now() - t1 })
+            nlog.info(`generation ${c.gen} confirmed (health gate ${(gate.ms / 1000).toFixed(1)} s${pair ? `, ${gate.master ?? 'nobody'} holds the VIPs` : ''}${gate.note ? `; ${gate.note}` : ''})`)
             done.push(c)
             continue
           }
@@ -197,10 +244,10 @@ export const applyPair: Operation<PairApplyInput, PairApplyResult> = async (inpu
         }
       }
       nlog.error(why!)
-      const rb = await rollBack(c, o, (fn) => reconnect(name, fn), nlog)
-      Object.assign(out(name), { result: rb.ok ? 'rolled-back' : 'failed', generation: rb.current, rollback: rb, error: why, ms: Date.now() - t1 })
+      const rb = await rollBack(c, o, (fn) => reconnect(node, fn), nlog)
+      Object.assign(out(node), { result: rb.ok ? 'rolled-back' : 'failed', generation: rb.current, rollback: rb, error: why, ms: Date.now() - t1 })
       await undoAll(done, result, nlog)
-      fail(`${why}; ${rb.ok ? `${name} rolled back to generation ${rb.current ?? '(before hafw)'} by ${rb.trigger === 'timer' ? "the node's own timer" : 'hafw'} in ${(rb.ms / 1000).toFixed(1)} s${rb.reachable ? ', SSH works again' : ', but SSH still fails'}` : `ROLLBACK OF ${name} NOT CONFIRMED: ${rb.detail}`}`)
+      fail(`${why}; ${rb.ok ? `${node} rolled back to generation ${rb.current ?? '(before hafw)'} by ${rb.trigger === 'timer' ? "the node's own timer" : 'hafw'} in ${(rb.ms / 1000).toFixed(1)} s${rb.reachable ? ', SSH works again' : ', but SSH still fails'}` : `ROLLBACK OF ${node} NOT CONFIRMED: ${rb.detail}`}`)
     }
     Object.assign(result, { ok: true, ms: Date.now() - t0 })
     return result
@@ -219,8 +266,7 @@ async function handOver(pair: PairModel, c: NodeCtx, peer: Session, log: ReturnT
     const r = await peer.exec("ip -o -4 addr show; echo @@state; cat /run/hafw/state.json 2>/dev/null", { timeoutMs: 10_000, signal })
     const [addr = '', state = ''] = r.stdout.split('@@state')
     const peerName = pair.nodes.find((n) => n.name !== c.name)!.name
-    const views = vrrpView(pair, { [peerName]: parseAddrs(addr) })
-    const all = views.every((v) => v.holders.length === 1 && !v.partial.length)
+    const all = vipHolders(pair, { [peerName]: parseAddrs(addr) }).every((i) => i.vips.every((v) => v.holders.length === 1))
     // hafw-notify writes phase "done" once `conntrackd -c` committed (primary role)
     const committed = !pair.conntrack_sync || /"role":"primary","phase":"done"/.test(state.replace(/\s/g, ''))
     if (all && committed) {

@@ -2,15 +2,17 @@ import { resolve } from 'node:path'
 import { HafwError, type Progress } from '@hafw/core'
 import type { Model } from '@hafw/inventory'
 import { JobQueue, registerOperation, type RolloutResult } from '@hafw/queue'
-import { applyPair, redactPair, type ApplyOptions, type PairApplyInput, type PairApplyResult } from './pair.js'
+import { applyPair, inputName, redactPair, type ApplyInput, type ApplyOptions, type PairApplyResult } from './pair.js'
 
 /**
- * The per-pair operation as the queue runs it. A transient fault (a node not reachable yet)
- * is retried once; nothing was changed then. Failures after a change are never transient.
+ * The per-pair operation as the queue runs it (a `hosts:` entry is locked by its own name). A
+ * transient fault (a node not reachable yet) is retried once; nothing was changed then.
+ * Failures after a change are never transient.
  */
-export const applyPairOp = registerOperation<PairApplyInput, PairApplyResult>('apply.pair', applyPair, { pairOf: (i) => [i.pair.name], attempts: 2, backoffMs: 2000 })
+export const applyPairOp = registerOperation<ApplyInput, PairApplyResult>('apply.pair', applyPair, { pairOf: (i) => [inputName(i)], attempts: 2, backoffMs: 2000 })
 
 export interface RolloutOptions extends ApplyOptions {
+  /** only this pair, or this `hosts:` entry */
   pair?: string
   parallel?: number
   canary?: number
@@ -20,6 +22,7 @@ export interface RolloutOptions extends ApplyOptions {
 }
 
 export interface PairSummary {
+  /** the pair's name, or the host's */
   pair: string
   result: 'applied' | 'no changes' | 'failed' | 'rolled back' | 'not started'
   ms: number | null
@@ -36,17 +39,22 @@ export interface ApplySummary {
   ms: number
 }
 
-/** One job input per pair: the pair's model and the options, no secrets. */
-export function rolloutItems(model: Model, o: RolloutOptions): { pair: string; input: PairApplyInput }[] {
+/** One job input per pair, then per `hosts:` entry: its model and the options, no secrets. */
+export function rolloutItems(model: Model, o: RolloutOptions): { pair: string; input: ApplyInput }[] {
   const pairs = o.pair ? model.pairs.filter((p) => p.name === o.pair) : model.pairs
-  if (!pairs.length) throw new HafwError(o.pair ? `${model.source}: no pair named "${o.pair}" (pairs: ${model.pairs.map((p) => p.name).join(', ')})` : `${model.source}: no pairs`)
+  const hosts = o.pair ? (pairs.length ? [] : model.hosts.filter((h) => h.name === o.pair)) : model.hosts
+  if (!pairs.length && !hosts.length) {
+    const known = `pairs: ${model.pairs.map((p) => p.name).join(', ') || 'none'}; hosts: ${model.hosts.map((h) => h.name).join(', ') || 'none'}`
+    throw new HafwError(o.pair ? `${model.source}: no pair or host named "${o.pair}" (${known})` : `${model.source}: no pairs and no hosts`)
+  }
   const options: ApplyOptions = {
     ...(o.handover !== undefined ? { handover: o.handover } : {}),
     ...(o.confirmTimeoutS !== undefined ? { confirmTimeoutS: o.confirmTimeoutS } : {}),
     ...(o.acceptNew !== undefined ? { acceptNew: o.acceptNew } : {}),
     ...(o.earlyRollback !== undefined ? { earlyRollback: o.earlyRollback } : {}),
   }
-  return pairs.map((p) => ({ pair: p.name, input: { site: model.site, source: resolve(model.source), pair: redactPair(p), options, ...(o.rollback ? { rollback: o.rollback } : {}) } }))
+  const common = { site: model.site, source: resolve(model.source), options, ...(o.rollback ? { rollback: o.rollback } : {}) }
+  return [...pairs.map((p) => ({ pair: p.name, input: { ...common, pair: redactPair(p) } })), ...hosts.map((h) => ({ pair: h.name, input: { ...common, host: h } }))]
 }
 
 /** One line per node of a pair's outcome. */

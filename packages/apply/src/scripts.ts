@@ -54,10 +54,8 @@ function checkCommand(f: RenderedFile, staged: string): string | null {
   }
 }
 
-const heredoc = (target: string, content: string) => {
-  const b = Buffer.from(content, 'utf8').toString('base64').replace(/.{1,76}/g, '$&\n')
-  return `base64 -d > ${target} <<'HAFW_EOF'\n${b}HAFW_EOF`
-}
+/** Write a file with the shell's own printf (a builtin: no process per file); %s passes every byte but NUL. */
+const writeFile = (target: string, content: string) => `printf '%s' ${q(content)} > ${target}`
 
 /**
  * Upload and check, one round trip: write generation <gen> (all files, manifest, rollback
@@ -68,10 +66,9 @@ const heredoc = (target: string, content: string) => {
 export function stageScript(s: StageSpec): string {
   const W = `"$G/${s.gen}.tmp"`
   const L: string[] = [...HEAD, 'set -e', `mkdir -p "$G"`, `rm -rf ${W}`, `mkdir -p ${W}/files ${W}/before`]
-  for (const f of s.files) {
-    L.push(`mkdir -p ${W}/files${q(dirname(f.path))}`, heredoc(`${W}/files${q(f.path)}`, f.content))
-  }
-  L.push(heredoc(`${W}/manifest.json`, s.manifestJson), heredoc(`${W}/rollback.sh`, s.rollback), `: > ${W}/absent`)
+  L.push(`mkdir -p ${[...new Set(s.files.map((f) => `${W}/files${q(dirname(f.path))}`))].join(' ')}`)
+  for (const f of s.files) L.push(writeFile(`${W}/files${q(f.path)}`, f.content))
+  L.push(writeFile(`${W}/manifest.json`, s.manifestJson), writeFile(`${W}/rollback.sh`, s.rollback), `: > ${W}/absent`)
   if (s.prev !== null) L.push(`echo ${s.prev} > ${W}/prev`)
   L.push(s.backend === 'iptables' ? `iptables-save > ${W}/ruleset.save 2>/dev/null || true` : `nft list ruleset > ${W}/ruleset.save 2>/dev/null || true`)
   const staged: string[] = []
@@ -81,11 +78,15 @@ export function stageScript(s: StageSpec): string {
     if (c.change === 'metadata') continue
     const st = q(stagedPath(c.path, s.gen))
     const [user, group] = c.owner.split(':')
-    L.push(`mkdir -p ${q(dirname(c.path))}`, `cp -- ${W}/files${p} ${st}`, `chmod ${c.mode} ${st}`, `chown ${q(`${user}:${group ?? user}`)} ${st}`)
+    // one process: the target's directory, the copy, its mode and owner
+    L.push(`install -D -m ${c.mode} -o ${q(user!)} -g ${q(group ?? user!)} -- ${W}/files${p} ${st}`)
     staged.push(st)
   }
-  // fsync the data before anything can point at it
-  L.push(`sync -- ${W}/files ${W}/manifest.json ${W}/rollback.sh ${staged.join(' ')} 2>/dev/null || sync`)
+  // fsync the staged files before a rename can point at them. Not a global `sync`: on a busy
+  // machine that flushes everyone's dirty data (measured here: seconds of kernel writeback per
+  // rollout). The generation's own copies reach the disk with normal writeback; until then the
+  // page cache serves the rollback (its timer does not outlive a reboot either).
+  if (staged.length) L.push(`sync -- ${staged.join(' ')}`)
   L.push('set +e', 'failed=0')
   for (const c of s.changes) {
     if (c.change === 'metadata') continue
@@ -94,7 +95,7 @@ export function stageScript(s: StageSpec): string {
     if (!cmd) continue
     L.push(`out=$(${cmd} 2>&1); rc=$?; if [ $rc -ne 0 ] || { [ ${q(f.check)} = keepalived ] && [ -n "$out" ]; }; then printf '@@check FAIL %s %s\\n%s\\n' ${q(c.path)} ${q(cmd.split(' ')[0]!)} "$out"; failed=1; fi`)
   }
-  L.push(`if [ $failed -ne 0 ]; then rm -f ${staged.join(' ') || '/dev/null'}; rm -rf ${W}; exit 3; fi`, `mv ${W} "$G/${s.gen}"`, 'sync', 'echo staged')
+  L.push(`if [ $failed -ne 0 ]; then rm -f ${staged.join(' ') || '/dev/null'}; rm -rf ${W}; exit 3; fi`, `mv ${W} "$G/${s.gen}"`, 'echo staged')
   return L.join('\n') + '\n'
 }
 
@@ -117,6 +118,18 @@ export interface SwapSpec {
 }
 
 /**
+ * A conntrackd that just (re)started has an empty external cache: until the peer sends its
+ * table again, a failover would miss every flow. `conntrackd -n` asks the peer for it now, as
+ * hafw-notify does on a transition to BACKUP (the health gate sends it, rollback.sh too).
+ */
+export function resyncLine(conf: string): string {
+  return `conntrackd -C ${q(conf)} -n`
+}
+
+/** Whether these steps (re)start conntrackd. */
+export const restartsConntrackd = (steps: Pick<ServiceStep, 'service'>[], start: readonly string[]) => steps.some((st) => st.service === 'conntrackd') || start.includes('conntrackd.service')
+
+/**
  * Arm the on-host rollback, then swap and run the services, one round trip. The timer exists
  * before the first rename: whatever happens to this connection from there on, the node rolls
  * itself back unless confirm() disarms it. Prints "@@armed", then "@@step <name> <rc> <ms>".
@@ -128,7 +141,8 @@ export function swapScript(s: SwapSpec): string {
     `systemctl reset-failed ${u}.timer ${u}.service >/dev/null 2>&1 || true`,
     `systemd-run --quiet --on-active=${s.confirmTimeoutS} --timer-property=AccuracySec=100ms --unit=${u} --description=${q(`hafw: roll back generation ${s.gen} unless confirmed`)} /bin/sh "$G/${s.gen}/rollback.sh" || { echo 'cannot arm the rollback timer' >&2; exit 4; }`,
     'echo @@armed',
-    'now() { date +%s%3N; }',
+    // the time in 10 ms ticks from /proc/uptime, without a process (a step's own time is in its log line)
+    'tick() { read -r _u _ < /proc/uptime; _t=$(( ${_u%.*} * 100 + 1${_u#*.} - 100 )); }',
     'fail() { echo "@@fail $1" ; exit 5; }',
   )
   for (const c of s.changes) {
@@ -140,7 +154,7 @@ export function swapScript(s: SwapSpec): string {
   }
   if (s.changes.length) L.push(`sync -- ${[...new Set(s.changes.map((c) => q(dirname(c.path))))].join(' ')} 2>/dev/null || sync`)
   const step = (name: string, line: string) =>
-    L.push(`t=$(now); out=$( { ${line}; } 2>&1); rc=$?; printf '@@step %s %s %s\\n' ${q(name)} $rc $(( $(now) - t )); if [ $rc -ne 0 ]; then printf '%s\\n' "$out"; exit 5; fi`)
+    L.push(`tick; t=$_t; out=$( { ${line}; } 2>&1); rc=$?; tick; printf '@@step %s %s %s\\n' ${q(name)} $rc $(( (_t - t) * 10 )); if [ $rc -ne 0 ]; then printf '%s\\n' "$out"; exit 5; fi`)
   for (const st of s.steps) step(`${st.service}/${st.action}`, stepLine(st))
   if (s.enable.length) step('enable', `systemctl enable --quiet ${s.enable.map(q).join(' ')}`)
   if (s.start.length) step('start', `systemctl start ${s.start.map(q).join(' ')}`)
@@ -153,7 +167,7 @@ export function swapScript(s: SwapSpec): string {
  * by hafw when the health gate fails and the connection still works). Idempotent and locked;
  * does nothing once the generation is confirmed.
  */
-export function rollbackScript(s: { gen: number; prev: number | null; backend: Backend; changes: FileChange[]; steps: ServiceStep[]; enable: string[]; start: string[] }): string {
+export function rollbackScript(s: { gen: number; prev: number | null; backend: Backend; changes: FileChange[]; steps: ServiceStep[]; enable: string[]; start: string[]; resync?: string }): string {
   const D = `"$G/${s.gen}"`
   const L: string[] = [
     '#!/bin/sh',
@@ -192,6 +206,7 @@ export function rollbackScript(s: { gen: number; prev: number | null; backend: B
       L.push(`[ -e ${q(st.command[st.command.length - 1]!)} ] && ${stepLine(st)} || true`)
     } else L.push(`${stepLine(st)} || echo ${q(`failed: ${st.service}/${st.action}`)}`)
   }
+  if (s.resync && s.steps.some((x) => x.service === 'conntrackd') && !wasStopped.has('conntrackd.service')) L.push(`${resyncLine(s.resync)} || true`)
   if (s.steps.some((x) => x.service === 'systemd') || s.changes.some((c) => c.path.startsWith('/etc/systemd/'))) L.push('systemctl daemon-reload || true')
   L.push(
     s.prev === null ? `rm -f ${NODE_DIR}/current` : `echo ${s.prev} > ${NODE_DIR}/current.tmp && mv -f ${NODE_DIR}/current.tmp ${NODE_DIR}/current`,
@@ -220,7 +235,7 @@ export function confirmScript(gen: number, backend: Backend): string {
     ...LIVE_KINDS.map((k) => `live_${k} > ${D}/live/${k}`),
     `echo ${gen} > ${NODE_DIR}/current.tmp && mv -f ${NODE_DIR}/current.tmp ${NODE_DIR}/current`,
     `ls "$G" | grep -E '^[0-9]+$' | sort -n | head -n -${KEEP_GENERATIONS} | while read -r old; do rm -rf "$G/$old"; done`,
-    'sync',
+    `sync -- ${NODE_DIR}`,
     'echo confirmed',
   ].join('\n') + '\n'
 }

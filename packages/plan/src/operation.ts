@@ -1,6 +1,6 @@
 import { dirname } from 'node:path'
 import { HafwError, reporter, throwIfAborted, type Operation } from '@hafw/core'
-import type { Model, NodeModel, PairModel } from '@hafw/inventory'
+import type { HostModel, Model, NodeModel, PairModel } from '@hafw/inventory'
 import { manifest, renderInventory, type RenderedNode } from '@hafw/render'
 import { connect, type ConnectOptions, type Session } from '@hafw/transport'
 import { planNode, summarize, type NodePlan, type PlanSummary } from './plan.js'
@@ -8,7 +8,7 @@ import { readNodeState, type NodeState } from './remote.js'
 
 export interface PlanInput {
   model: Model
-  /** only this pair */
+  /** only this pair (or `hosts:` entry) */
   pair?: string
   /** record unknown host keys instead of refusing them */
   acceptNew?: boolean
@@ -30,14 +30,14 @@ export function readSpec(n: RenderedNode): { paths: string[]; units: string[] } 
 }
 
 /** Open the one SSH connection an operation uses for a node. */
-export function openNode(model: Pick<Model, 'source'>, node: NodeModel, opts: Pick<ConnectOptions, 'acceptNew' | 'signal' | 'progress'> = {}): Promise<Session> {
+export function openNode(model: Pick<Model, 'source'>, node: Pick<NodeModel, 'name' | 'ssh'>, opts: Pick<ConnectOptions, 'acceptNew' | 'signal' | 'progress'> = {}): Promise<Session> {
   return connect(node.ssh, { name: node.name, baseDir: dirname(model.source), ...opts })
 }
 
-/** Read and plan one node of a pair over an open session. */
-export async function planOverSession(s: Session, pair: PairModel, n: RenderedNode, signal?: AbortSignal): Promise<{ plan: NodePlan; state: NodeState }> {
+/** Read and plan one node (of a pair, or a host) over an open session. */
+export async function planOverSession(s: Session, owner: Pick<PairModel, 'firewall'>, n: RenderedNode, signal?: AbortSignal): Promise<{ plan: NodePlan; state: NodeState }> {
   const { paths, units } = readSpec(n)
-  const state = await readNodeState(s, paths, units, pair.firewall.backend, signal)
+  const state = await readNodeState(s, paths, units, owner.firewall.backend, signal)
   return { plan: planNode(n, state), state }
 }
 
@@ -59,14 +59,20 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t:
 export const planInventory: Operation<PlanInput, PlanResult> = async (input, progress, signal) => {
   const t0 = Date.now()
   const { model } = input
-  const rendered = renderInventory(model, input.pair ? { pair: input.pair } : {}).filter((n) => n.pair)
-  if (!rendered.length) throw new HafwError(`${model.source}: no pair to plan`)
+  const host = (name: string) => model.hosts.find((h) => h.name === name)
+  const only = input.pair
+  if (only && !model.pairs.some((p) => p.name === only) && !host(only)) {
+    throw new HafwError(`${model.source}: no pair or host named "${only}" (pairs: ${model.pairs.map((p) => p.name).join(', ') || 'none'}; hosts: ${model.hosts.map((h) => h.name).join(', ') || 'none'})`)
+  }
+  const rendered = renderInventory(model, only ? (host(only) && !model.pairs.some((p) => p.name === only) ? { node: only } : { pair: only }) : {})
+  if (!rendered.length) throw new HafwError(`${model.source}: no pair or host to plan`)
   const errors: PlanResult['errors'] = []
   const plans = await mapLimit(rendered, input.parallel ?? 16, async (n) => {
     throwIfAborted(signal)
-    const pair = model.pairs.find((p) => p.name === n.pair)!
-    const node = pair.nodes.find((x) => x.name === n.node)!
-    const log = reporter(progress, `${pair.name}/${node.name}`)
+    // a pair's node, or a `hosts:` entry (its own owner)
+    const pair = n.pair ? model.pairs.find((p) => p.name === n.pair)! : host(n.node)!
+    const node = n.pair ? (pair as PairModel).nodes.find((x) => x.name === n.node)! : (pair as HostModel)
+    const log = reporter(progress, n.pair ? `${pair.name}/${node.name}` : node.name)
     try {
       const s = await openNode(model, node, { acceptNew: input.acceptNew, signal, progress })
       try {

@@ -67,17 +67,22 @@ const sec = (kind: string, arg: string) => `printf '\\n@@hafw %s %s\\n' ${shellQ
 /** The read script for these paths and units (exported for tests and for apply's re-read). */
 export function readScript(paths: readonly string[], units: readonly string[], backend: Backend): string {
   const lines = ['set -u', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin', liveFunctions(backend), `G=${GENERATIONS}`]
-  for (const p of paths) {
-    const q = shellQuote(p)
-    lines.push(`if [ -f ${q} ]; then ${sec('file', p)}; stat -c '%a %U:%G' -- ${q}; base64 -w0 -- ${q}; else ${sec('absent', p)}; fi`)
+  // A handful of processes whatever the number of files and units: one stat and one base64 of
+  // all existing files (split again by their sizes), one systemctl for all units.
+  if (paths.length) {
+    lines.push(
+      'set --',
+      `for p in ${paths.map(shellQuote).join(' ')}; do if [ -f "$p" ]; then set -- "$@" "$p"; else printf '\\n@@hafw absent %s\\n' "$p"; fi; done`,
+      `if [ $# -gt 0 ]; then ${sec('files', '-')}; stat -c '%s %a %U:%G %n' -- "$@"; ${sec('data', '-')}; cat -- "$@" | base64 -w0; fi`,
+    )
   }
+  if (units.length) lines.push(`${sec('units', '-')}; systemctl show -p UnitFileState -p ActiveState -- ${units.map(shellQuote).join(' ')} 2>/dev/null`)
   lines.push(
     `cur=$(cat ${NODE_DIR}/current 2>/dev/null || true)`,
     `${sec('gen', '-')}; printf '%s' "$cur"`,
     `${sec('gens', '-')}; for g in $(ls "$G" 2>/dev/null | grep -E '^[0-9]+$'); do s=pending; [ -e "$G/$g/confirmed" ] && s=confirmed; [ -e "$G/$g/rolled-back" ] && s=rolled-back; printf '%s:%s ' "$g" "$s"; done`,
     ...LIVE_KINDS.map((k) => `if [ -n "$cur" ] && [ -f "$G/$cur/live/${k}" ]; then ${sec('recorded', k)}; base64 -w0 "$G/$cur/live/${k}"; fi`),
     ...LIVE_KINDS.map((k) => `${sec('live', k)}; live_${k} | base64 -w0`),
-    ...units.map((u) => `${sec('unit', u)}; printf '%s %s' "$(systemctl is-enabled ${shellQuote(u)} 2>/dev/null || true)" "$(systemctl is-active ${shellQuote(u)} 2>/dev/null || true)"`),
     `${sec('addr', '-')}; ip -o -4 addr show | base64 -w0`,
     `${sec('end', '-')}`,
   )
@@ -86,12 +91,14 @@ export function readScript(paths: readonly string[], units: readonly string[], b
 
 const b64 = (s: string) => Buffer.from(s.trim(), 'base64').toString('utf8')
 
-/** Parse what readScript printed. Pure. */
-export function parseRead(out: string, label = 'node'): NodeState {
+/** Parse what readScript printed. Pure. `units`: the units readScript was given, in order. */
+export function parseRead(out: string, label = 'node', units: readonly string[] = []): NodeState {
   const st: NodeState = { files: {}, generation: null, generations: [], confirmed: [], recorded: null, live: { ruleset: '', routes: '', rules: '' }, units: {}, addr: '' }
   const parts = out.split('\n@@hafw ')
   if (!parts.some((p) => p.startsWith('end '))) throw new HafwError(`${label}: reading the node's state was cut short`)
   const recorded: Partial<LiveState> = {}
+  let stats: { size: number; mode: string; owner: string; path: string }[] = []
+  for (const u of units) st.units[u] = { enabled: '', active: '' }
   for (const part of parts.slice(1)) {
     const nl = part.indexOf('\n')
     const head = nl < 0 ? part : part.slice(0, nl)
@@ -100,10 +107,19 @@ export function parseRead(out: string, label = 'node'): NodeState {
     const kind = head.slice(0, sp)
     const arg = head.slice(sp + 1)
     switch (kind) {
-      case 'file': {
-        const [meta = '', data = ''] = body.split('\n')
-        const [mode, owner] = meta.split(' ')
-        st.files[arg] = { path: arg, exists: true, content: b64(data), mode: mode!, owner: owner! }
+      case 'files':
+        stats = body.split('\n').flatMap((l) => {
+          const m = /^(\d+) (\S+) (\S+) (.*)$/.exec(l)
+          return m ? [{ size: Number(m[1]), mode: m[2]!, owner: m[3]!, path: m[4]! }] : []
+        })
+        break
+      case 'data': {
+        const data = Buffer.from(body.trim(), 'base64')
+        if (data.length !== stats.reduce((a, f) => a + f.size, 0)) throw new HafwError(`${label}: a managed file changed while it was read; read again`)
+        let at = 0
+        for (const f of stats) {
+          st.files[f.path] = { path: f.path, exists: true, content: data.subarray(at, (at += f.size)).toString('utf8'), mode: f.mode, owner: f.owner }
+        }
         break
       }
       case 'absent':
@@ -124,9 +140,14 @@ export function parseRead(out: string, label = 'node'): NodeState {
       case 'live':
         st.live[arg as LiveKind] = b64(body)
         break
-      case 'unit': {
-        const [enabled = '', active = ''] = body.trim().split(' ')
-        st.units[arg] = { enabled, active }
+      case 'units': {
+        // `systemctl show`: one block of KEY=value lines per unit, in the order asked
+        const blocks = body.trim().split(/\n\s*\n/)
+        if (blocks.length !== units.length) break
+        units.forEach((u, i) => {
+          const kv = Object.fromEntries(blocks[i]!.split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]))
+          st.units[u] = { enabled: kv.UnitFileState ?? '', active: kv.ActiveState ?? '' }
+        })
         break
       }
       case 'addr':
@@ -142,12 +163,5 @@ export function parseRead(out: string, label = 'node'): NodeState {
 export async function readNodeState(s: Session, paths: readonly string[], units: readonly string[], backend: Backend, signal?: AbortSignal): Promise<NodeState> {
   const r = await s.exec('sh -s', { input: readScript(paths, units, backend), timeoutMs: 60_000, ...(signal ? { signal } : {}) })
   if (r.code !== 0) throw new HafwError(`${s.label}: reading the node's state failed (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-3).join(' ')}`)
-  return parseRead(r.stdout, s.label)
-}
-
-/** The addresses each interface holds, from `ip -o -4 addr show`. */
-export function parseAddrs(addr: string): { device: string; ip: string }[] {
-  const out: { device: string; ip: string }[] = []
-  for (const m of addr.matchAll(/^\d+:\s+(\S+)\s+inet\s+(\d+\.\d+\.\d+\.\d+)\//gm)) out.push({ device: m[1]!.replace(/@.*$/, ''), ip: m[2]! })
-  return out
+  return parseRead(r.stdout, s.label, units)
 }

@@ -1,4 +1,4 @@
-import { DelayedError, type Job } from 'bullmq'
+import { DelayedError, WaitingChildrenError, type Job } from 'bullmq'
 import { HafwError } from '@hafw/core'
 import { assertNoSecrets, pairsFor, ROLLOUT, type RegisteredOperation } from './registry.js'
 import type { JobError } from './errors.js'
@@ -76,6 +76,17 @@ export async function submitRollout(q: JobQueue, r: RolloutInput, opts: { lifo?:
   return id
 }
 
+/**
+ * A child job finished (completed, or failed an attempt): wake its rollout parent from its poll
+ * delay, so that the next pair starts now. Best effort: the poll is the fallback.
+ */
+export async function wakeRollout(q: JobQueue, child: Job<JobData>): Promise<void> {
+  const id = child.parent?.id
+  if (!id || !child.data?.root) return
+  const parent = await q.queue.getJob(id).catch(() => undefined)
+  if (parent?.name === ROLLOUT && (await parent.getState().catch(() => '')) === 'delayed') await parent.promote().catch(() => {})
+}
+
 const childData = (root: string, it: { pair: string; input: unknown }, by: string): JobData => ({ input: it.input, pairs: [it.pair], root, by })
 
 function childOpts(q: JobQueue, spec: RegisteredOperation, parentId: string, pair: string) {
@@ -120,7 +131,12 @@ export async function processRollout(
   if (count('running') > 0 || (!stop && count('new') > 0)) {
     await job.updateProgress({ completed: count('completed'), failed: count('failed'), running: count('running'), total: r.items.length })
     await events.flush()
-    await job.moveToDelayed(Date.now() + q.timings.rolloutPollMs, token)
+    // Nothing more can start: sleep until the last running child is done (bullmq wakes the
+    // parent then). Otherwise poll; a child that finishes wakes the parent sooner (wakeRollout).
+    const waitAll = stop || count('new') === 0
+    if (waitAll && (await job.moveToWaitingChildren(token))) throw new WaitingChildrenError()
+    // (waitAll here: the children finished meanwhile; look again at once)
+    await job.moveToDelayed(Date.now() + (waitAll ? 0 : q.timings.rolloutPollMs), token)
     throw new DelayedError()
   }
 

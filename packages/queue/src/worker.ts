@@ -1,4 +1,4 @@
-import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq'
+import { DelayedError, UnrecoverableError, WaitingChildrenError, Worker, type Job } from 'bullmq'
 import { hostname } from 'node:os'
 import { randomBytes } from 'node:crypto'
 import { HafwError, type Progress } from '@hafw/core'
@@ -6,7 +6,7 @@ import { getOperation, operationNames, pairsFor, ROLLOUT } from './registry.js'
 import { cancelledError, isTransient, serializeError } from './errors.js'
 import { EventWriter, type JobEvent } from './events.js'
 import type { JobData, JobQueue, WorkerInfo } from './queue.js'
-import { processRollout } from './rollout.js'
+import { processRollout, wakeRollout } from './rollout.js'
 
 export interface WorkerOptions {
   /** Jobs run at once by this worker (default 1). */
@@ -143,7 +143,7 @@ export async function startWorker(q: JobQueue, opts: WorkerOptions = {}): Promis
     try {
       return await runOne(job, token!, signal)
     } catch (e) {
-      final = !(e instanceof DelayedError) && !(isTransient(e) && job.attemptsMade + 1 < (job.opts.attempts ?? 1))
+      final = !(e instanceof DelayedError || e instanceof WaitingChildrenError) && !(isTransient(e) && job.attemptsMade + 1 < (job.opts.attempts ?? 1))
       throw e
     } finally {
       active--
@@ -161,7 +161,9 @@ export async function startWorker(q: JobQueue, opts: WorkerOptions = {}): Promis
     autorun: false,
   })
   worker.on('error', (e) => log?.({ t: Date.now(), level: 'warn', scope: 'worker', message: e.message }))
+  worker.on('completed', (job) => void wakeRollout(q, job))
   worker.on('failed', (job, e) => {
+    if (job) void wakeRollout(q, job)
     // Failures bullmq decides itself (a job stalled too often) never reach our processor.
     if (job && !job.data?.root && /stalled/.test(e.message)) {
       new EventWriter(q.redis, q.key('events', job.id!), job.id!, t.eventsTtlS, echo).emit('fail', 'error', `failed: ${e.message}`)

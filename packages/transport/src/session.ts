@@ -214,13 +214,25 @@ export class Session {
     const release = await this.slots.take()
     const input = opts.input === undefined ? undefined : Buffer.from(opts.input)
     let ch: ClientChannel
+    let exit: { code: number | null; signal: string | null } | undefined
+    let closedEarly = false
     try {
       if (this.closed) throw this.closed
       const sudo = this.target.sudo && opts.sudo !== false
       const remote = `exec ${sudo ? 'sudo -n ' : ''}sh -c ${shellQuote(WRAP)} hafw ${shellQuote(cmd)} ${input?.length ?? 0}`
       ch = await new Promise<ClientChannel>((resolve, reject) => {
         try {
-          this.client.exec(remote, (err, c) => (err ? reject(err) : resolve(c)))
+          this.client.exec(remote, (err, c) => {
+            if (err) return reject(err)
+            // A quick command's exit status (and close) can arrive in the same read as the
+            // exec reply: ssh2 emits them before this promise's continuation runs, so listen now.
+            c.on('exit', (code: number | null, signal?: string) => {
+              exit = { code, signal: signal ?? null }
+              c.end()
+            })
+            c.once('close', () => (closedEarly = true))
+            resolve(c)
+          })
         } catch (e) {
           reject(e)
         }
@@ -242,7 +254,6 @@ export class Session {
     ch.on('error', () => {})
 
     let settled = false
-    let exit: { code: number | null; signal: string | null } | undefined
     let resolveDone!: (r: StreamResult) => void
     let rejectDone!: (e: Error) => void
     const done = new Promise<StreamResult>((res, rej) => ((resolveDone = res), (rejectDone = rej)))
@@ -284,17 +295,16 @@ export class Session {
     opts.signal?.addEventListener('abort', onAbort, { once: true })
     this.running.add(fail)
 
-    ch.on('exit', (code: number | null, signal?: string) => {
-      exit = { code, signal: signal ?? null }
-      ch.end()
-    })
-    ch.on('close', () => {
+    const onClose = () => {
       if (settled) return
       if (!exit) return fail(this.closed ?? new HafwError(`${this.label}: channel closed without an exit status: ${short(cmd)}`, { transient: true }))
       cleanup()
       const signum = exit.signal ? (constants.signals as Record<string, number>)[`SIG${exit.signal}`] ?? 0 : 0
       resolveDone({ code: exit.code ?? 128 + signum, signal: exit.signal, stderr })
-    })
+    }
+    // setImmediate: after the buffered stderr above has flowed to its listener
+    if (closedEarly) setImmediate(onClose)
+    else ch.on('close', onClose)
     const cancel = (reason?: Error) => fail(reason ?? new HafwError(`${this.label}: cancelled: ${short(cmd)}`))
     return { stdout: ch, done, cancel }
   }

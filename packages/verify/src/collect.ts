@@ -37,6 +37,8 @@ export interface NodeProbe {
   kernelEntries: number | null
   /** null on a pair without conntrack sync */
   conntrackd: ConntrackdProbe | null
+  /** `ip -4 rule show` lines, when asked for (ProbeOptions.rules) */
+  rules?: string[]
 }
 
 export interface ConntrackdProbe {
@@ -56,19 +58,25 @@ export interface ProbeOptions {
   statsOnly?: boolean
   /** hafw-notify's run folder */
   runDir?: string
+  /** units whose state to report (default UNITS) */
+  units?: readonly string[]
+  /** only `conntrackd -s` (no `-s link`, `-s network`), no kernel entry count, no node clock: for frequent samples */
+  brief?: boolean
+  /** also the policy routing rules (`ip -4 rule show`) */
+  rules?: boolean
 }
 
 /** The probe as one shell script; sections start with "@@". */
 export function probeScript(o: ProbeOptions): string {
-  const lines = ['PATH=/usr/sbin:/usr/bin:/sbin:/bin', `printf '@@t %s\\n' "$(date +%s%3N)"`]
+  const units = o.units ?? UNITS
+  const lines = ['PATH=/usr/sbin:/usr/bin:/sbin:/bin', ...(o.brief ? [] : [`printf '@@t %s\\n' "$(date +%s%3N)"`])]
   if (o.conntrackdConf) {
     // first: the sample opens the window in which sync traffic must be seen
     // timeout: a conntrackd busy committing must not hang the probe
     lines.push(
       `s() { out=$(timeout 5 conntrackd -C ${q(o.conntrackdConf)} -s "$@" 2>&1); rc=$?; printf '@@ct %s %s\\n' "\${1:-general}" "$rc"; printf '%s\\n' "$out"; }`,
       's',
-      's link',
-      's network',
+      ...(o.brief ? [] : ['s link', 's network']),
     )
   }
   if (!o.statsOnly) {
@@ -76,13 +84,15 @@ export function probeScript(o: ProbeOptions): string {
       'echo @@addr',
       'ip -o -4 addr show',
       'echo @@units',
-      ...UNITS.map((u) => `printf '%s %s\\n' ${u} "$(systemctl is-active ${u} 2>/dev/null)"`),
+      // one systemctl for all units: it prints one state per unit, in order (unknown: inactive)
+      `systemctl is-active ${units.map(q).join(' ')} 2>/dev/null | for u in ${units.map(q).join(' ')}; do read -r st; printf '%s %s\\n' "$u" "$st"; done`,
       'echo @@state',
       `cat ${q(`${o.runDir ?? '/run/hafw'}/state.json`)} 2>/dev/null`,
       'echo',
-      `printf '@@count %s\\n' "$(cat /proc/sys/net/netfilter/nf_conntrack_count 2>/dev/null)"`,
+      ...(o.brief ? [] : [`printf '@@count %s\\n' "$(cat /proc/sys/net/netfilter/nf_conntrack_count 2>/dev/null)"`]),
     )
   }
+  if (o.rules) lines.push('echo @@rules', 'ip -4 rule show')
   lines.push('echo @@end')
   return lines.join('\n') + '\n'
 }
@@ -107,6 +117,7 @@ export function parseProbe(out: string, t = Date.now(), o: ProbeOptions = {}): N
     conntrackd: null,
   }
   if (nodeT) probe.nodeT = Number(nodeT)
+  if (o.rules) probe.rules = (section('rules') ?? '').split('\n').filter((l) => l.trim())
   if (o.conntrackdConf) {
     const parts: { which: string; rc: number; text: string }[] = []
     for (const m of out.matchAll(/^@@ct (\S+) (\d+)\n([\s\S]*?)(?=^@@)/gm)) parts.push({ which: m[1]!, rc: Number(m[2]), text: m[3]! })

@@ -94,7 +94,8 @@ export interface PairHealth {
 }
 
 const sum = (xs: (number | undefined)[]): number | null => (xs.some((x) => x !== undefined) ? xs.reduce<number>((a, x) => a + (x ?? 0), 0) : null)
-const recvPackets = (s: ConntrackdStats) => sum(s.links.map((l) => l.packetsRecv))
+/** Sync packets received over all links (null: not reported). */
+export const recvPackets = (s: ConntrackdStats) => sum(s.links.map((l) => l.packetsRecv))
 const sendErrors = (s: ConntrackdStats) => sum(s.links.map((l) => l.errorsSend))
 // "message tracking" and "sequence tracking" count the same losses in two places: take either.
 const lostOf = (s: ConntrackdStats) => max(s.messages?.lost, s.network?.packetsLost)
@@ -103,30 +104,56 @@ function max(a: number | undefined, b: number | undefined): number | null {
   return a === undefined && b === undefined ? null : Math.max(a ?? 0, b ?? 0)
 }
 
-export function judgePair(pair: PairModel, nodes: NodeInput[], opts: { silentMs?: number } = {}): PairHealth {
-  const silentMs = opts.silentMs ?? SILENT_MS
+/** What the VRRP judgement needs of one node that answered. */
+export interface VrrpNode {
+  name: string
+  /** IPv4 addresses by device (`ip -o -4 addr`) */
+  addrs: { device: string; ip: string }[]
+  /** systemctl is-active keepalived.service */
+  keepalived?: string
+  /** hafw-notify's last transition was to FAULT */
+  fault?: boolean
+}
+
+export interface VrrpJudgement {
+  instances: InstanceHealth[]
+  /** the node holding every VIP of the sync group, else null */
+  active: string | null
+  problems: Problem[]
+}
+
+/** Who holds each VIP of each instance. Pure. */
+export function vipHolders(pair: PairModel, addrs: Record<string, readonly { ip: string }[]>): { instance: string; vips: { vip: string; holders: string[] }[] }[] {
+  return pair.vrrp.instances.map((inst) => ({
+    instance: inst.name,
+    vips: inst.vips.map((c) => ({ vip: c.ip, holders: pair.nodes.filter((n) => addrs[n.name]?.some((a) => a.ip === c.ip)).map((n) => n.name) })),
+  }))
+}
+
+/**
+ * The pair's VRRP state from the nodes that answered: exactly one holder of each instance's
+ * VIPs (all of them, on the instance's device), one node for the whole sync group, and with
+ * preemption the higher-priority node when it runs. Pure. Used by verify/status and by
+ * apply's health gate; `stale` nodes still run a previous configuration (a rollout in
+ * progress): lacking VIPs that configuration does not have, or holding one on another
+ * device, is not held against them.
+ */
+export function judgeVrrp(pair: PairModel, nodes: readonly VrrpNode[], opts: { stale?: readonly string[] } = {}): VrrpJudgement {
   const problems: Problem[] = []
   const byName = new Map(nodes.map((n) => [n.name, n]))
-  const probed = pair.nodes.filter((n) => byName.get(n.name)?.probe)
+  const probed = pair.nodes.filter((n) => byName.has(n.name))
   const all = probed.length === pair.nodes.length
-  for (const n of pair.nodes) {
-    const i = byName.get(n.name)
-    if (!i?.probe) problems.push({ kind: 'unreachable', node: n.name, message: `${n.name}: ${i?.error ?? 'not probed'}` })
-  }
-
+  const stale = new Set(opts.stale ?? [])
   const role = (node: string, holds: boolean): Role => {
-    const p = byName.get(node)?.probe
+    const p = byName.get(node)
     if (!p) return 'UNKNOWN'
     if (holds) return 'MASTER'
-    if (p.units['keepalived.service'] !== 'active') return 'STOPPED'
-    return p.state?.role === 'fault' ? 'FAULT' : 'BACKUP'
+    if (p.keepalived !== 'active') return 'STOPPED'
+    return p.fault ? 'FAULT' : 'BACKUP'
   }
-
-  const instances: InstanceHealth[] = pair.vrrp.instances.map((inst) => {
-    const vips = inst.vips.map((c) => ({
-      vip: c.ip,
-      holders: probed.filter((n) => byName.get(n.name)!.probe!.addrs.some((a) => a.ip === c.ip)).map((n) => n.name),
-    }))
+  const held = vipHolders(pair, Object.fromEntries(nodes.map((n) => [n.name, n.addrs])))
+  const instances: InstanceHealth[] = pair.vrrp.instances.map((inst, k) => {
+    const vips = held[k]!.vips
     const holders = [...new Set(vips.flatMap((v) => v.holders))]
     const roles = Object.fromEntries(pair.nodes.map((n) => [n.name, role(n.name, holders.includes(n.name))]))
     const at = (node: string) => `${node} holds ${vips.filter((v) => v.holders.includes(node)).map((v) => v.vip).join(', ')}`
@@ -134,14 +161,15 @@ export function judgePair(pair: PairModel, nodes: NodeInput[], opts: { silentMs?
       problems.push({ kind: 'split-brain', instance: inst.name, message: `${inst.name}: two MASTERs (split brain): ${holders.map(at).join('; ')}` })
     } else if (holders.length === 0 && all) {
       problems.push({ kind: 'no-master', instance: inst.name, message: `${inst.name}: no MASTER: no node holds ${vips.map((v) => v.vip).join(', ')}` })
-    } else if (holders.length === 1) {
+    } else if (holders.length === 1 && !stale.has(holders[0]!)) {
       const lacking = vips.filter((v) => !v.holders.length).map((v) => v.vip)
       if (lacking.length) problems.push({ kind: 'vip-missing', node: holders[0], instance: inst.name, message: `${inst.name}: ${holders[0]} is MASTER but lacks ${lacking.join(', ')}` })
     }
     // A VIP on another device than the instance's interface does not answer where it should.
     for (const n of probed) {
       const dev = n.interfaces[inst.interface]?.device
-      for (const a of byName.get(n.name)!.probe!.addrs) {
+      if (stale.has(n.name)) continue
+      for (const a of byName.get(n.name)!.addrs) {
         if (dev && inst.vips.some((c) => c.ip === a.ip) && a.device !== dev) {
           problems.push({ kind: 'vip-wrong-device', node: n.name, instance: inst.name, message: `${inst.name}: ${n.name} holds ${a.ip} on ${a.device}, not on ${dev} (${inst.interface})` })
         }
@@ -161,14 +189,13 @@ export function judgePair(pair: PairModel, nodes: NodeInput[], opts: { silentMs?
     })
   }
   const active = clean && masters.length === 1 ? masters[0]! : null
-  const standby = active ? pair.nodes.find((n) => n.name !== active)!.name : null
 
   // With preemption the higher-priority node, when healthy, must hold the VIPs.
   if (active && all && !pair.vrrp.nopreempt) {
     const [a, b] = pair.nodes
     const preferred = a.priority === b.priority ? null : a.priority > b.priority ? a : b
-    const p = preferred && byName.get(preferred.name)!.probe!
-    if (preferred && preferred.name !== active && p!.units['keepalived.service'] === 'active' && p!.state?.role !== 'fault') {
+    const p = preferred && byName.get(preferred.name)!
+    if (preferred && preferred.name !== active && p!.keepalived === 'active' && !p!.fault) {
       problems.push({
         kind: 'vip-wrong-node',
         node: active,
@@ -176,6 +203,28 @@ export function judgePair(pair: PairModel, nodes: NodeInput[], opts: { silentMs?
       })
     }
   }
+  return { instances, active, problems }
+}
+
+export function judgePair(pair: PairModel, nodes: NodeInput[], opts: { silentMs?: number } = {}): PairHealth {
+  const silentMs = opts.silentMs ?? SILENT_MS
+  const problems: Problem[] = []
+  const byName = new Map(nodes.map((n) => [n.name, n]))
+  const probed = pair.nodes.filter((n) => byName.get(n.name)?.probe)
+  for (const n of pair.nodes) {
+    const i = byName.get(n.name)
+    if (!i?.probe) problems.push({ kind: 'unreachable', node: n.name, message: `${n.name}: ${i?.error ?? 'not probed'}` })
+  }
+  const vrrp = judgeVrrp(
+    pair,
+    probed.map((n) => {
+      const p = byName.get(n.name)!.probe!
+      return { name: n.name, addrs: p.addrs, keepalived: p.units['keepalived.service'], fault: p.state?.role === 'fault' }
+    }),
+  )
+  problems.push(...vrrp.problems)
+  const { instances, active } = vrrp
+  const standby = active ? pair.nodes.find((n) => n.name !== active)!.name : null
 
   for (const n of probed) {
     const p = byName.get(n.name)!.probe!

@@ -15,7 +15,7 @@ EXIT STATUS
   static override examples = ['<%= config.bin %> rollback inventory/lab.yaml --pair edge1', '<%= config.bin %> rollback inventory/lab.yaml --pair edge1 --to 3']
   static override args = { file: Args.string({ description: 'inventory file', required: true }) }
   static override flags = {
-    pair: Flags.string({ char: 'p', description: 'the pair', helpValue: 'PAIR', required: true }),
+    pair: Flags.string({ char: 'p', description: 'the pair (or `hosts:` entry)', helpValue: 'PAIR', required: true }),
     to: Flags.integer({ description: 'generation to go back to (default: the one before the current, per node)', min: 0 }),
     'confirm-timeout': Flags.integer({ description: 'seconds a node waits for confirmation before it undoes the rollback', default: DEFAULT_CONFIRM_S, min: 15 }),
     overlay: overlayFlag,
