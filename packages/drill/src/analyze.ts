@@ -1,0 +1,149 @@
+import type { FlowResult, WitnessResult } from './witness.js'
+import type { FlowSummary, PhaseResult } from './types.js'
+
+/*
+ * Pure: the witnesses' record cut into phases, and the verdict. A phase runs from its trigger to
+ * the next phase's trigger (or the end of the witnesses); a flow's gap belongs to the phase it
+ * overlaps, a reset and a lost message to the phase they happened in.
+ */
+
+export interface PhaseWindow {
+  /** controller ms */
+  start: number
+  end: number
+  /** when the VIPs appeared on the node taking over (controller ms), if they did */
+  takeover: number | null
+}
+
+export interface PhaseFlows {
+  per_flow: FlowSummary[]
+  flows: PhaseResult['flows']
+  /**
+   * The data plane's gap: the worst stall of a UDP witness (a fixed rate, so its stall is the
+   * path's outage), or of a TCP witness when there is no UDP one. A TCP flow stalls up to one
+   * retransmission timeout longer than the path (its timer doubles while the path is down):
+   * that is `tcpGap`, reported, not judged against the VRRP bound.
+   */
+  gap_ms: number | null
+  tcpGap: number | null
+  /** flows still stalled when the phase ended */
+  stuck: FlowSummary[]
+  /** first echo after a stall across the takeover, and the last such flow's recovery */
+  firstPacket: number | null
+  allFlowing: number | null
+  /** flows that stalled across the takeover */
+  stalled: number
+}
+
+function inside(t: number, w: PhaseWindow) {
+  return t >= w.start && t < w.end
+}
+
+const worstOf = (fs: FlowSummary[]) => (fs.length ? Math.max(...fs.map((f) => f.max_gap_ms)) : null)
+
+export function phaseFlows(w: WitnessResult, win: PhaseWindow): PhaseFlows {
+  const per_flow: FlowSummary[] = []
+  const ends: number[] = []
+  const stuck: FlowSummary[] = []
+  let lostMessages = 0
+  for (const f of w.flows) {
+    // Reset in an earlier phase: not a witness of this one.
+    if (f.reset && (f.resetAt ?? 0) < win.start && f.resetAt !== undefined) continue
+    const gaps = (f.gaps ?? []).filter((g) => g.end > win.start && g.start < win.end)
+    const worst = gaps.reduce<{ start: number; end: number } | undefined>((a, g) => (!a || g.end - g.start > a.end - a.start ? g : a), undefined)
+    const reset = f.reset && (f.resetAt === undefined || inside(f.resetAt, win))
+    const lost = (f.lostAt ?? []).filter((t) => inside(t, win)).length
+    lostMessages += lost
+    if (win.takeover !== null) {
+      const across = gaps.filter((g) => g.start <= win.takeover! && g.end >= win.takeover!)
+      if (across.length) ends.push(Math.min(...across.map((g) => g.end)))
+    }
+    const s = summary(f, worst, reset, lost, w.intervalMs)
+    per_flow.push(s)
+    // silent for over a second up to the end of the phase (the witness stops sending ~0.5 s before it ends)
+    if (!reset && gaps.some((g) => g.end >= Math.min(win.end, w.endedAt) - 1000 && g.end - g.start > 1000)) stuck.push(s)
+  }
+  const alive = per_flow.filter((f) => !f.reset)
+  const udp = alive.filter((f) => f.proto === 'udp')
+  const tcp = alive.filter((f) => f.proto === 'tcp')
+  return {
+    per_flow,
+    // kept: neither reset nor stalled for good
+    flows: { total: per_flow.length, kept: alive.length - stuck.length, reset: per_flow.length - alive.length, lost_messages: lostMessages },
+    gap_ms: udp.length ? worstOf(udp) : worstOf(tcp),
+    tcpGap: worstOf(tcp),
+    stuck,
+    firstPacket: ends.length ? Math.min(...ends) : null,
+    allFlowing: ends.length ? Math.max(...ends) : null,
+    stalled: ends.length,
+  }
+}
+
+/** A flow in a phase. Without a stall of 1.5 x the interval, its gap is the interval itself. */
+function summary(f: FlowResult, worst: { start: number; end: number } | undefined, reset: boolean, lost: number, intervalMs: number): FlowSummary {
+  const s: FlowSummary = {
+    id: f.id,
+    proto: f.proto,
+    path: f.path,
+    target: f.target,
+    sent: f.sent,
+    received: f.received,
+    lost,
+    max_gap_ms: worst ? worst.end - worst.start : intervalMs,
+    gap_start: worst?.start ?? 0,
+    gap_end: worst?.end ?? 0,
+    reset,
+  }
+  if (reset && f.error) s.error = f.error
+  else if (reset) s.error = 'closed by the peer'
+  return s
+}
+
+export interface PhaseVerdictInput {
+  phase: PhaseResult
+  /** the mode's fault should have moved the VIPs */
+  expectTakeover: boolean
+  takeover: boolean
+  /** what verify said after the phase (null: not run) */
+  verify: { ok: boolean; detail: string } | null
+  /** the bound's derivation, for the notes */
+  boundWhy: string
+  measured: 'probes' | 'live-flows' | 'none'
+  /** flows still stalled when the phase ended */
+  stuck: FlowSummary[]
+}
+
+/** pass only if no witness flow was reset, every gap is within its bound and verify passed after every phase. */
+export function judge(phases: PhaseVerdictInput[], final: { ok: boolean; detail: string } | null): { verdict: 'pass' | 'fail'; reasons: string[] } {
+  const fails: string[] = []
+  const oks: string[] = []
+  const names = phases.map((p) => p.phase.phase).join(' and ')
+  for (const p of phases) {
+    const ph = p.phase
+    if (p.expectTakeover && !p.takeover) fails.push(`${ph.phase}: ${ph.to} did not take the VIPs over`)
+    if (ph.flows.reset > 0) {
+      const paths = [...new Set(ph.per_flow.filter((f) => f.reset).map((f) => `${f.proto.toUpperCase()} ${f.path} ${f.target}`))]
+      fails.push(`${ph.flows.reset} of ${ph.flows.total} witness flows were reset during ${ph.phase} (${paths.join(', ')})`)
+    }
+    if (ph.gap_ms !== null && ph.gap_ms > ph.bound_ms) {
+      const worst = ph.per_flow.find((f) => !f.reset && f.max_gap_ms === ph.gap_ms)
+      fails.push(`worst data-plane gap ${ph.gap_ms} ms during ${ph.phase} exceeds the bound of ${ph.bound_ms} ms${worst ? ` (flow #${worst.id} ${worst.proto} ${worst.path} ${worst.target})` : ''}`)
+    }
+    if (p.stuck.length) fails.push(`${p.stuck.length} witness flows had not recovered when ${ph.phase} ended (${[...new Set(p.stuck.map((f) => `${f.proto.toUpperCase()} ${f.path} ${f.target}`))].join(', ')})`)
+    if (p.verify && !p.verify.ok) fails.push(`verify failed after ${ph.phase}: ${p.verify.detail}`)
+  }
+  if (final && !final.ok) fails.push(`verify failed after the drill (fault cleared): ${final.detail}`)
+  const total = phases[0]?.phase.flows.total ?? 0
+  const measured = phases[0]?.measured ?? 'none'
+  if (!fails.length) {
+    if (measured === 'none') oks.push('no witness traffic: the verdict covers VRRP and state sync only')
+    else oks.push(`no witness flow was reset (0 of ${total}, ${names})`)
+    const gaps = phases.filter((p) => p.phase.gap_ms !== null)
+    if (gaps.length) oks.push(gaps.map((p) => `worst data-plane gap ${p.phase.gap_ms} ms during ${p.phase.phase} is within the bound of ${p.phase.bound_ms} ms`).join('; '))
+    else if (measured === 'live-flows') oks.push('data-plane gap not measured: live flows as witnesses show survival, not timing')
+    const verified = phases.filter((p) => p.verify).map((p) => `after ${p.phase.phase}`)
+    if (final) verified.push('after the fault was cleared')
+    if (verified.length) oks.push(`verify passed ${verified.join(', ')}`)
+  }
+  return fails.length ? { verdict: 'fail', reasons: fails } : { verdict: 'pass', reasons: oks }
+}
