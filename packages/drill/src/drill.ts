@@ -31,12 +31,8 @@ import type { WitnessResult } from './witness.js'
 
 export const MODES: readonly DrillMode[] = ['graceful', 'crash', 'link', 'partition']
 
-export interface DrillInput {
-  site: string
-  /** the inventory file, absolute: relative SSH paths are resolved against it */
-  source: string
-  /** the pair as the model has it (SSH overlay applied); the VRRP password is not needed */
-  pair: PairModel
+/** What an operator chooses for a drill; shared by the operation's input and the job's. */
+export interface DrillOptions {
   mode: DrillMode
   failback?: boolean
   /** witness flows from probe hosts (default 20); 0: the pair's own established flows are the witnesses */
@@ -52,6 +48,14 @@ export interface DrillInput {
   acceptNew?: boolean
   /** seconds verify may take to see the pair converged after each phase (default 30) */
   verifyDeadlineS?: number
+}
+
+export interface DrillInput extends DrillOptions {
+  site: string
+  /** the inventory file, absolute: relative SSH paths are resolved against it */
+  source: string
+  /** the pair as the model has it (SSH overlay applied); the VRRP password is not needed */
+  pair: PairModel
 }
 
 export const DEFAULTS = { probeFlows: 20, durationS: 6, intervalMs: 20, verifyDeadlineS: 30 }

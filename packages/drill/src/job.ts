@@ -2,28 +2,19 @@ import { resolve } from 'node:path'
 import { HafwError, InvalidInputError, type Progress, type SourceIssue } from '@hafw/core'
 import { loadInventory, type Model } from '@hafw/inventory'
 import { applyOverlay, labStatus, readOverlay, readOverlayFile } from '@hafw/lab'
-import { MODES, runDrill, type DrillInput } from './drill.js'
+import { MODES, runDrill, type DrillInput, type DrillOptions } from './drill.js'
 import type { DrillMode, DrillResult } from './types.js'
 
 /**
  * The queue's job input for a drill (`hafw drill`, `hafw schedule add drill FILE --pair P --set
  * mode=crash`): JSON naming the inventory file and the pair, never their contents or secrets.
  */
-export interface DrillJobInput {
+export interface DrillJobInput extends DrillOptions {
   /** the inventory file (made absolute by the submitter) */
   file: string
   pair: string
-  mode: DrillMode
-  failback?: boolean
-  probeFlows?: number
-  durationS?: number
-  intervalMs?: number
-  force?: boolean
-  link?: string
   /** an SSH overlay file (as `hafw lab up` writes); default: the running lab's, if the site has one */
   overlay?: string
-  acceptNew?: boolean
-  verifyDeadlineS?: number
 }
 
 export const drillPairsOf = (i: DrillJobInput): string[] => [i.pair]

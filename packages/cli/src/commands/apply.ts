@@ -2,7 +2,7 @@ import { Args, Flags } from '@oclif/core'
 import { HafwError } from '@hafw/core'
 import { applyInventory, DEFAULT_CONFIRM_S, formatSummary, type ApplySummary } from '@hafw/apply'
 import { BaseCommand } from '../lib/base.js'
-import { loadModelForCli, overlayFlag } from '../lib/model.js'
+import { loadModelForCli, overlayFlag, acceptNewFlag } from '../lib/model.js'
 import { interruptSignal } from '../lib/queue.js'
 import '../lib/operations.js'
 
@@ -30,7 +30,7 @@ EXIT STATUS
     handover: Flags.boolean({ description: 'fail over to the updated standby before the active node is touched (never reload the node carrying traffic)' }),
     'confirm-timeout': Flags.integer({ description: 'seconds a node waits for confirmation before it rolls itself back', default: DEFAULT_CONFIRM_S, min: 15 }),
     'early-rollback': Flags.boolean({ description: 'when the health gate fails, start the rollback at once over the existing connection (--no-early-rollback: leave it to the node\'s timer)', default: true, allowNo: true }),
-    'accept-new': Flags.boolean({ description: 'record unknown host keys (hashed) in known_hosts instead of refusing them; changed keys are always refused' }),
+    'accept-new': acceptNewFlag,
     yes: Flags.boolean({ char: 'y', description: 'do not ask; required without a terminal' }),
     overlay: overlayFlag,
   }
@@ -53,11 +53,6 @@ EXIT STATUS
       this.progress(flags.verbose),
       interruptSignal(),
     )
-    if (!this.jsonEnabled()) this.log(formatSummary(s))
-    if (!s.ok) {
-      if (this.jsonEnabled()) this.logJson(s)
-      this.exit(1)
-    }
-    return s
+    return this.finish(s, formatSummary(s))
   }
 }

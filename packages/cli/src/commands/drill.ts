@@ -7,7 +7,7 @@ import { loadInventory } from '@hafw/inventory'
 import { submitAndWait } from '@hafw/queue'
 import { renderHtml, renderTable } from '@hafw/report'
 import { BaseCommand } from '../lib/base.js'
-import { overlayFlag } from '../lib/model.js'
+import { overlayFlag, acceptNewFlag } from '../lib/model.js'
 import { interruptSignal } from '../lib/queue.js'
 import { operations } from '../lib/operations.js'
 
@@ -47,7 +47,7 @@ EXIT STATUS
     force: Flags.boolean({ description: 'drill even when the preflight verify fails' }),
     'verify-deadline': Flags.integer({ description: 'seconds verify may take to see the pair converged after each phase', default: DEFAULTS.verifyDeadlineS, min: 1, max: 600 }),
     detach: Flags.boolean({ description: 'print the job id and leave the job to the workers' }),
-    'accept-new': Flags.boolean({ description: 'record unknown host keys (hashed) in known_hosts instead of refusing them' }),
+    'accept-new': acceptNewFlag,
     overlay: overlayFlag,
   }
 

@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core'
 import { formatPlan, planInventory, type PlanResult } from '@hafw/plan'
 import { BaseCommand } from '../lib/base.js'
-import { loadModelForCli, overlayFlag } from '../lib/model.js'
+import { loadModelForCli, overlayFlag, acceptNewFlag } from '../lib/model.js'
 import { interruptSignal } from '../lib/queue.js'
 
 export default class Plan extends BaseCommand {
@@ -16,7 +16,7 @@ EXIT STATUS
   static override args = { file: Args.string({ description: 'inventory file', required: true }) }
   static override flags = {
     pair: Flags.string({ char: 'p', description: 'only this pair (or `hosts:` entry)', helpValue: 'PAIR' }),
-    'accept-new': Flags.boolean({ description: 'record unknown host keys (hashed) in known_hosts instead of refusing them; changed keys are always refused' }),
+    'accept-new': acceptNewFlag,
     overlay: overlayFlag,
   }
 

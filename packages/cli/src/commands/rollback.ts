@@ -30,11 +30,6 @@ EXIT STATUS
       this.progress(flags.verbose),
       interruptSignal(),
     )
-    if (!this.jsonEnabled()) this.log(formatSummary(s))
-    if (!s.ok) {
-      if (this.jsonEnabled()) this.logJson(s)
-      this.exit(1)
-    }
-    return s
+    return this.finish(s, formatSummary(s))
   }
 }

@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core'
 import { StatusWatcher, formatStatus, type PairStatus } from '@hafw/verify'
 import { BaseCommand } from '../lib/base.js'
-import { loadModelForCli, overlayFlag } from '../lib/model.js'
+import { loadModelForCli, overlayFlag, acceptNewFlag } from '../lib/model.js'
 
 export default class Status extends BaseCommand {
   static override summary = 'Each pair at a glance: roles per VRRP instance, VIP owner, sync link, cache sizes'
@@ -16,7 +16,7 @@ EXIT STATUS
   static override flags = {
     pair: Flags.string({ char: 'p', description: 'only this pair', helpValue: 'PAIR' }),
     watch: Flags.boolean({ char: 'w', description: 'refresh every 2 s until interrupted' }),
-    'accept-new': Flags.boolean({ description: 'record unknown host keys (hashed) in known_hosts instead of refusing them' }),
+    'accept-new': acceptNewFlag,
     overlay: overlayFlag,
   }
 

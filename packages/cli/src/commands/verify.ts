@@ -4,7 +4,7 @@ import { loadInventory } from '@hafw/inventory'
 import { submitAndWait } from '@hafw/queue'
 import { formatVerify, selectPairs, verifyResultOf, type VerifyInput, type VerifyResult } from '@hafw/verify'
 import { BaseCommand } from '../lib/base.js'
-import { overlayFlag } from '../lib/model.js'
+import { overlayFlag, acceptNewFlag } from '../lib/model.js'
 import { interruptSignal } from '../lib/queue.js'
 import { operations } from '../lib/operations.js'
 
@@ -29,7 +29,7 @@ EXIT STATUS
     source: Flags.string({ description: "the active node's side of the comparison", options: ['kernel', 'internal'], default: 'kernel' }),
     samples: Flags.integer({ description: 'samples listed per kind of difference', default: 5, min: 0, max: 1000 }),
     detach: Flags.boolean({ description: 'print the job id and leave the job to the workers' }),
-    'accept-new': Flags.boolean({ description: 'record unknown host keys (hashed) in known_hosts instead of refusing them' }),
+    'accept-new': acceptNewFlag,
     overlay: overlayFlag,
   }
 

@@ -18,6 +18,17 @@ export abstract class BaseCommand extends Command {
     return json && !verbose ? (e) => (e.level === 'warn' || e.level === 'error' ? p(e) : undefined) : p
   }
 
+  /** Print a result's text (unless --json) and exit 1 when it failed; --json prints it either way. */
+  protected async finish<T extends { ok: boolean }>(result: T, text: string): Promise<T> {
+    if (!this.jsonEnabled()) this.log(text)
+    if (!result.ok) {
+      // a large result is bigger than a pipe's buffer: flush it before exiting
+      if (this.jsonEnabled()) await new Promise<void>((res) => process.stdout.write(JSON.stringify(result, null, 2) + '\n', () => res()))
+      this.exit(1)
+    }
+    return result
+  }
+
   protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
     if (process.env.HAFW_DEBUG === '1') process.stderr.write(`${err.stack}\n`)
     if (isHafwError(err)) {

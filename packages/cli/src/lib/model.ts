@@ -32,3 +32,8 @@ export async function loadModelForCli(file: string, opts: { overlay?: string } =
   process.stderr.write(`site ${model.site} has a running lab: reaching its nodes through the lab overlay ${status.overlay}${down.length ? ` (stopped: ${down.join(', ')})` : ''}\n`)
   return applyOverlay(model, o)
 }
+
+/** Every command that connects to nodes takes the same host-key flag. */
+export const acceptNewFlag = Flags.boolean({
+  description: 'record unknown host keys (hashed) in known_hosts instead of refusing them; changed keys are always refused',
+})
