@@ -104,7 +104,7 @@ describe.skipIf(!isRoot)('hafw check (real tools, throwaway namespaces)', () => 
     expect(v('/etc/conntrackd/conntrackd.conf')).toMatchObject({ ok: false })
     expect(v('/etc/conntrackd/conntrackd.conf').detail).toMatch(/Cannot assign requested address/)
     expect(v(SCRIPTS.routing)).toMatchObject({ ok: false, tool: 'sh -n' })
-    expect(v('/etc/sysctl.d/90-hafw.conf')).toMatchObject({ ok: false, message: '1 of 3 keys refused' })
+    expect(v('/etc/sysctl.d/90-hafw.conf')).toMatchObject({ ok: false, message: '1 of 4 keys refused' })
     expect(v('/etc/systemd/system/hafw-firewall.service')).toMatchObject({ ok: false, tool: 'systemd-analyze verify' })
     expect(v('/etc/systemd/system/hafw-firewall.service').detail).toMatch(/oneshoot/)
     expect(v('/etc/keepalived/keepalived.conf').detail).toMatch(/^\(\/etc\/keepalived\/keepalived.conf: Line \d+\)/)
