@@ -48,16 +48,19 @@ const UNSTICK = `[ "$(systemctl is-active keepalived.service)" = deactivating ] 
 function conntrackdUp(conf: string): string {
   const lock = RUNTIME.conntrackdLock
   // After kill -9 conntrackd leaves its lock file, and every restart fails on it ("lockfile
-  // exists") until systemd gives up: remove it only when no conntrackd runs. Then ask the peer
-  // for a full resync, as hafw-notify's backup transition would.
+  // exists") until systemd gives up (hafw's drop-in now removes it; older nodes lack that):
+  // remove it only when no conntrackd runs. Then ask the peer for a full resync, as
+  // hafw-notify's backup transition would.
   return [
     `if ! conntrackd -C ${q(conf)} -s >/dev/null 2>&1; then`,
     `  if ! pgrep -x conntrackd >/dev/null && [ -e ${q(lock)} ]; then rm -f ${q(lock)}; echo '@@note removed the stale conntrackd lock file ${lock} (left by kill -9; conntrackd.service could not restart by itself)'; fi`,
     '  systemctl reset-failed conntrackd.service 2>/dev/null',
     '  systemctl restart conntrackd.service || echo "@@error conntrackd.service did not start"',
     `  i=0; while [ $i -lt 50 ] && ! conntrackd -C ${q(conf)} -s >/dev/null 2>&1; do sleep 0.1; i=$((i+1)); done`,
-    `  conntrackd -C ${q(conf)} -n >/dev/null 2>&1 || true`,
     'fi',
+    // Also when conntrackd.service restarted it by itself (its drop-in removes a stale lock):
+    // that happened while the links were down, so its external cache is empty either way.
+    `conntrackd -C ${q(conf)} -n >/dev/null 2>&1 || true`,
   ].join('\n')
 }
 
