@@ -1,4 +1,4 @@
-import { HafwError, throwIfAborted } from '@hafw/core'
+import { HafwError, sleep, throwIfAborted } from '@hafw/core'
 import type { HostModel, PairModel } from '@hafw/inventory'
 import type { Session } from '@hafw/transport'
 import { judgeVrrp, probeNode, recvPackets, type NodeProbe, type ProbeOptions } from '@hafw/verify'
@@ -99,12 +99,6 @@ export interface GateResult {
   note?: string
 }
 
-export const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((res, rej) => {
-    const onAbort = () => (clearTimeout(t), rej(signal.reason))
-    const t = setTimeout(() => (signal.removeEventListener('abort', onAbort), res()), ms)
-    signal.addEventListener('abort', onAbort, { once: true })
-  })
 
 /** What every gate needs besides its own sampler. */
 export interface GateBase {

@@ -47,3 +47,14 @@ export function stderrProgress(minLevel: ProgressLevel = 'info'): Progress {
 export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('aborted')
 }
+
+/** Wait ms, or reject with the signal's reason as soon as it aborts (also when it already has). */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((res, rej) => {
+    if (signal?.aborted) return rej(signal.reason)
+    if (ms <= 0) return res()
+    const onAbort = () => (clearTimeout(t), rej(signal!.reason))
+    const t = setTimeout(() => (signal?.removeEventListener('abort', onAbort), res()), ms)
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
+}

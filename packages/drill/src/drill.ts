@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { HafwError, InvalidInputError, reporter, throwIfAborted, type Operation, type SourceIssue } from '@hafw/core'
+import { HafwError, InvalidInputError, reporter, sleep, throwIfAborted, type Operation, type SourceIssue } from '@hafw/core'
 import { peerOf, type Model, type NodeModel, type PairModel } from '@hafw/inventory'
 import { labProbes, type LabProbe } from '@hafw/lab'
 import { pairNodeView } from '@hafw/render'
@@ -75,13 +75,6 @@ function checkInput(i: DrillInput): Required<Pick<DrillInput, 'probeFlows' | 'du
   return out
 }
 
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((res, rej) => {
-    if (ms <= 0) return res()
-    const onAbort = () => (clearTimeout(t), rej(signal.reason))
-    const t = setTimeout(() => (signal.removeEventListener('abort', onAbort), res()), ms)
-    signal.addEventListener('abort', onAbort, { once: true })
-  })
 
 const stamp = (out: string) => {
   const t = /^@@t (\d+)$/m.exec(out)?.[1]

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path'
 import { HafwError, InvalidInputError, type Progress, type SourceIssue } from '@hafw/core'
-import { loadInventory, type Model } from '@hafw/inventory'
-import { applyOverlay, labStatus, readOverlay, readOverlayFile } from '@hafw/lab'
+import type { Model } from '@hafw/inventory'
+import { loadInventoryForLab } from '@hafw/lab'
 import { MODES, runDrill, type DrillInput, type DrillOptions } from './drill.js'
 import type { DrillMode, DrillResult } from './types.js'
 
@@ -21,15 +21,9 @@ export const drillPairsOf = (i: DrillJobInput): string[] => [i.pair]
 
 /** The inventory as the drill reaches it: with the given SSH overlay, or the site's running lab's. */
 export async function loadForDrill(i: DrillJobInput): Promise<Model> {
-  const model = await loadInventory(i.file)
-  if (i.overlay) return applyOverlay(model, await readOverlayFile(i.overlay))
-  const o = await readOverlay(model.site)
-  if (!o) return model
-  const [st] = await labStatus(model.site)
-  return st && (st.state === 'up' || st.state === 'degraded') ? applyOverlay(model, o) : model
+  return (await loadInventoryForLab(i.file, i.overlay ? { overlay: i.overlay } : {})).model
 }
 
-/** Job input -> runDrill. `loadModel` turns the file into the model to reach (the CLI passes its own). */
 export async function runDrillJob(input: DrillJobInput, progress: Progress, signal: AbortSignal, loadModel: (i: DrillJobInput) => Promise<Model> = loadForDrill): Promise<DrillResult> {
   const issues: SourceIssue[] = []
   const bad = (path: string, message: string) => issues.push({ file: '<drill job input>', line: 0, column: 0, path, message })

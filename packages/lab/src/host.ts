@@ -1,6 +1,6 @@
 import { readFile, readdir, rm } from 'node:fs/promises'
 import { resolve } from 'node:path'
-import { exec, HafwError, which } from '@hafw/core'
+import { exec, HafwError, sleep, which } from '@hafw/core'
 
 /*
  * What the lab needs from this machine: root, a few programs, and careful process handling
@@ -62,7 +62,6 @@ export async function alive(p: ProcRef | undefined | null): Promise<boolean> {
   return (await procStart(p.pid)) === p.start
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** Signal a process of ours and wait for it to go; SIGKILL after graceMs. Returns how it ended. */
 export async function stopProc(p: ProcRef, graceMs: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<'gone' | 'stopped' | 'killed'> {

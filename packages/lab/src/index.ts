@@ -11,3 +11,4 @@ export { ensureRootfs, rootfsPath, rootfsKey, aptMirror, PACKAGES as ROOTFS_PACK
 export { overlayPath, siteDir, labSites } from './state.js'
 export { requireRoot, requireTools, LAB_TOOLS } from './host.js'
 export { formatLabStatus, table } from './format.js'
+export { loadInventoryForLab } from './load.js'

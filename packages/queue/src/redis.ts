@@ -3,7 +3,7 @@ import { createConnection } from 'node:net'
 import { readFileSync } from 'node:fs'
 import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { exec, HafwError, stateDir, which } from '@hafw/core'
+import { exec, HafwError, sleep, stateDir, which } from '@hafw/core'
 
 /**
  * Where the queue's Redis is. Without REDIS_URL (or REDIS_SENTINELS) hafw runs a private
@@ -153,7 +153,6 @@ async function serverPid(p: EmbeddedRedis): Promise<number | undefined> {
   return cmd.includes('redis-server') ? pid : undefined
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 async function tail(file: string, lines = 5): Promise<string> {
   return (await readFile(file, 'utf8').catch(() => '')).trim().split('\n').slice(-lines).join('\n')

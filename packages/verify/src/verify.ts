@@ -1,8 +1,8 @@
-import { HafwError, InvalidInputError, reporter, throwIfAborted, type Progress, type SourceIssue } from '@hafw/core'
+import { HafwError, InvalidInputError, reporter, sleep, throwIfAborted, type Progress, type SourceIssue } from '@hafw/core'
 import { loadInventory, type Model, type NodeModel, type PairModel } from '@hafw/inventory'
 import { pairNodeView } from '@hafw/render'
 import { type DumpKind, type DumpStats, type NodeProbe, dumpCommand, openDump, parseAddrs, probeNode } from './collect.js'
-import { type CompareMemo, type CompareResult, type Mismatch, compareFlows } from './compare.js'
+import { type CompareCounts, type CompareMemo, type CompareResult, type Mismatch, compareFlows } from './compare.js'
 import { type SyncFilter, compileSyncFilter, parseIPv4, parseIPv6 } from './filter.js'
 import { parseFlows } from './parse.js'
 import type { Flow } from './flow.js'
@@ -39,7 +39,8 @@ export interface VerifyOptions {
   acceptNew?: boolean
 }
 
-export interface VerifyCounts {
+/** Differences are counted as compareFlows counts them (matched, missing, extra, ...). */
+export interface VerifyCounts extends Pick<CompareCounts, 'matched' | 'missing' | 'extra' | 'mismatched' | 'movedOn' | 'young' | 'pending'> {
   /** entries in the active node's kernel table (the dump, or nf_conntrack_count) */
   activeKernel: number | null
   /** entries in the active node's internal cache (the dump, or conntrackd -s) */
@@ -50,16 +51,6 @@ export interface VerifyCounts {
   compared: { active: number; standby: number } | null
   /** entries the Filter keeps out of sync (the node's own addresses, other protocols) */
   ignored: { active: number; standby: number } | null
-  matched: number
-  missing: number
-  extra: number
-  mismatched: number
-  /** TCP states that moved on between the two dumps (a mismatch only when it persists) */
-  movedOn: number
-  /** differences younger than the grace window */
-  young: number
-  /** differences of unknown age, not yet persistent */
-  pending: number
 }
 
 export interface PairVerifyResult {
@@ -103,13 +94,6 @@ const DEFAULT_DEADLINE_S = 30
 const DEFAULT_GRACE_S = 5
 const RETRY_MS = 1000
 
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((res, rej) => {
-    if (ms <= 0) return res()
-    const onAbort = () => (clearTimeout(t), rej(signal.reason))
-    const t = setTimeout(() => (signal.removeEventListener('abort', onAbort), res()), ms)
-    signal.addEventListener('abort', onAbort, { once: true })
-  })
 
 const isIp = (s: string) => parseIPv4(s) >= 0 || (s.includes(':') && !!parseIPv6(s))
 

@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core'
-import { loadInventory, type Model } from '@hafw/inventory'
-import { applyOverlay, labStatus, readOverlay, readOverlayFile } from '@hafw/lab'
+import type { Model } from '@hafw/inventory'
+import { loadInventoryForLab } from '@hafw/lab'
 
 /** `--overlay FILE` for every command that reaches nodes over SSH. */
 export const overlayFlag = Flags.string({
@@ -8,29 +8,11 @@ export const overlayFlag = Flags.string({
   helpValue: 'FILE',
 })
 
-/**
- * Load an inventory for a command that talks to its nodes. With --overlay FILE, or when the
- * inventory's site has a running lab on this machine, the lab's SSH overlay replaces each
- * node's SSH target (management address, lab key, pinned host key); stderr says so, because
- * the same inventory would otherwise reach production addresses.
- */
+/** Load an inventory for a command that talks to its nodes (lab overlay applied); stderr says which. */
 export async function loadModelForCli(file: string, opts: { overlay?: string } = {}): Promise<Model> {
-  const model = await loadInventory(file)
-  if (opts.overlay) {
-    const o = await readOverlayFile(opts.overlay)
-    process.stderr.write(`using SSH overlay ${opts.overlay} (site ${o.site})\n`)
-    return applyOverlay(model, o)
-  }
-  const o = await readOverlay(model.site)
-  if (!o) return model
-  const [status] = await labStatus(model.site)
-  if (!status || (status.state !== 'up' && status.state !== 'degraded')) {
-    process.stderr.write(`lab of site ${model.site} is not running (${status?.state ?? 'no state'}); not applying its overlay\n`)
-    return model
-  }
-  const down = status.hosts.filter((h) => !h.running).map((h) => h.name)
-  process.stderr.write(`site ${model.site} has a running lab: reaching its nodes through the lab overlay ${status.overlay}${down.length ? ` (stopped: ${down.join(', ')})` : ''}\n`)
-  return applyOverlay(model, o)
+  const { model, note } = await loadInventoryForLab(file, opts)
+  if (note) process.stderr.write(note + '\n')
+  return model
 }
 
 /** Every command that connects to nodes takes the same host-key flag. */
