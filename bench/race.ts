@@ -47,6 +47,7 @@ import { loadInventory } from '@hafw/inventory'
 import { labDown, labExec, labUp } from '@hafw/lab'
 import { stopEmbeddedRedis } from '@hafw/queue'
 import { LAYOUTS, SCRIPTS } from '@hafw/render'
+import { runBench } from './run.js'
 
 const FLOWS = Number(process.env.FLOWS ?? 200)
 const RUNS = Number(process.env.RUNS ?? 20)
@@ -160,21 +161,4 @@ async function cleanup(): Promise<void> {
   rmSync(dir, { recursive: true, force: true })
 }
 
-let stopping = false
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(sig, () => {
-    if (stopping) process.exit(130)
-    stopping = true
-    console.error(`${sig}: taking the lab down`)
-    void cleanup().then(() => process.exit(130))
-  })
-}
-
-main().then(
-  () => cleanup(),
-  async (e: Error) => {
-    console.error(e.stack ?? e.message)
-    await cleanup()
-    process.exitCode = 1
-  },
-)
+runBench(main, cleanup)

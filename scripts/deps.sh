@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(systemd-container debootstrap keepalived conntrackd conntrack iptables nftables
   openssh-server openssh-client redis-server iproute2 iputils-ping procps ca-certificates sudo
-  chromium)
+  chromium tcpdump)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { exec } from '@hafw/core'
 import { loadInventory, type Model } from '@hafw/inventory'
-import { labDown, labExec, labProbes, labUp, readOverlay, type Overlay } from '@hafw/lab'
+import { labDown, labExec, labProbes, labUp, loadInventoryForLab, readOverlay, type Overlay } from '@hafw/lab'
 import { stopEmbeddedRedis } from '@hafw/queue'
-import type { ApplySummary } from '@hafw/apply'
+import { applyPair, type ApplySummary } from '@hafw/apply'
 import type { PlanResult } from '@hafw/plan'
 
 /*
@@ -119,6 +119,24 @@ describe.skipIf(!isRoot)('apply: HA-aware rollout with on-host rollback in the l
     expect(json<ApplySummary>(r).pairs.map((x) => x.result)).toEqual(['no changes', 'no changes'])
     const after = await Promise.all(['fw1a', 'fw1b', 'lb1a', 'lb1b'].map(async (n) => `${n} ${await gen(n)} ${await serviceMarks(n)}`))
     expect(after).toEqual(before)
+  })
+
+  it('a job whose pair lock was taken over meanwhile is refused by the nodes\' fence: nothing is staged or changed', async () => {
+    const fenceOf = async (n: string) => Number((await node(n, ['cat', '/var/lib/hafw/fence'])).stdout.trim())
+    const before = await Promise.all(['fw1a', 'fw1b'].map(async (n) => `${n} ${await gen(n)} ${await fenceOf(n)} ${await serviceMarks(n)}`))
+    const seen = await fenceOf('fw1a')
+    // every apply so far went through the queue and left its pair lock's token on the nodes
+    expect(seen).toBeGreaterThan(1_700_000_000_000)
+    const { model: m } = await loadInventoryForLab(vip)
+    // the stale job: it still believes it holds edge1, with the token it got before the last apply
+    const stale = { fence: { edge1: seen - 1 }, check: async () => {} }
+    const err = await applyPair({ site: SITE, source: vip, pair: m.pairs.find((x) => x.name === 'edge1')! }, () => {}, AbortSignal.timeout(120_000), stale).catch((e: Error) => e)
+    expect(err).toBeInstanceOf(Error)
+    expect((err as Error).message).toMatch(new RegExp(`refused by the node's fence: a newer job changed it \\(fence ${seen} > this job's ${seen - 1}\\)`))
+    const after = await Promise.all(['fw1a', 'fw1b'].map(async (n) => `${n} ${await gen(n)} ${await fenceOf(n)} ${await serviceMarks(n)}`))
+    expect(after).toEqual(before)
+    expect((await node('fw1a', ['sh', '-c', 'ls /var/lib/hafw/generations; ls -a /etc/keepalived'])).stdout).not.toMatch(/\.tmp|hafw-\d/)
+    expect((await hafw(['plan', base, '--pair', 'edge1'])).code).toBe(0)
   })
 
   it('a VIP change rolled out while probe flows cross the pair resets no flow (plain, then with --handover)', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { exec } from '@hafw/core'
@@ -8,7 +8,7 @@ import { renderInventory, type RenderedNode } from '@hafw/render'
 import { describeNode, formatPlan, orderSteps, parseRead, planNode, readScript, summarize, unifiedDiff, type NodeState } from '@hafw/plan'
 import { parseAddrs, parseConntrackdStats, probeScript, type NodeProbe } from '@hafw/verify'
 import {
-  confirmScript, decideOrder, describeOutcome, judgeHostSample, judgeSample, redactPair, rollbackScript, rolloutItems, stageScript, stagedPath, stepLine, swapScript, type SyncWatch,
+  confirmScript, decideOrder, describeOutcome, FENCE, FENCED_EXIT, fenceLines, judgeHostSample, judgeSample, redactPair, rollbackScript, rolloutItems, stageScript, stagedPath, stepLine, swapScript, type SyncWatch,
 } from '@hafw/apply'
 
 /*
@@ -212,6 +212,8 @@ describe('apply: scripts sent to nodes', () => {
   const scripts = {
     stage: stageScript({ ...common, files: fw1a.files, manifestJson: '{}', rollback: '#!/bin/sh\n' }),
     swap: swapScript({ gen: 7, confirmTimeoutS: 60, changes: p.files, steps: p.steps, enable: p.enable, start: p.start }),
+    'fenced swap': swapScript({ gen: 7, confirmTimeoutS: 60, changes: p.files, steps: p.steps, enable: p.enable, start: p.start, fence: 1764662400123 }),
+    'fenced stage': stageScript({ ...common, files: fw1a.files, manifestJson: '{}', rollback: '#!/bin/sh\n', fence: 1764662400123 }),
     rollback: rollbackScript({ ...common, steps: p.steps, enable: p.enable, start: p.start }),
     confirm: confirmScript(7, 'iptables'),
     probe: probeScript({ units: ['keepalived.service', 'hafw-firewall.service'], conntrackdConf: '/etc/conntrackd/conntrackd.conf' }),
@@ -230,6 +232,37 @@ describe('apply: scripts sent to nodes', () => {
     const withSync = rollbackScript({ ...common, steps: p.steps, enable: p.enable, start: [], resync: '/etc/conntrackd/conntrackd.conf' })
     expect(withSync.indexOf('conntrackd -C /etc/conntrackd/conntrackd.conf -n || true')).toBeGreaterThan(withSync.indexOf('systemctl restart conntrackd.service'))
   })
+  it('the fence: a node refuses a token lower than one it has seen, records a higher one (real sh)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hafw-fence-'))
+    const file = join(dir, 'fence')
+    // the node's lines, pointed at a scratch file; "changed" stands for whatever the script does next
+    const run = async (token: number | string, env: Record<string, string> = {}) => {
+      const r = await exec('sh', ['-c', [...fenceLines(token).map((l) => l.replaceAll(FENCE, file)), 'echo changed'].join('\n')], { allowFail: true, env: { ...process.env, ...env } })
+      return { code: r.code, out: r.stdout.trim(), fence: (() => { try { return readFileSync(file, 'utf8').trim() } catch { return null } })() }
+    }
+    try {
+      expect(await run(1764662400123)).toEqual({ code: 0, out: 'changed', fence: '1764662400123' })
+      expect(await run(1764662400123)).toEqual({ code: 0, out: 'changed', fence: '1764662400123' })
+      // a job that lost its lease while a newer one wrote: refused, nothing after the check runs
+      expect(await run(1764662400100)).toEqual({ code: FENCED_EXIT, out: '@@fenced 1764662400123', fence: '1764662400123' })
+      expect(await run(1764662400124)).toEqual({ code: 0, out: 'changed', fence: '1764662400124' })
+      // rollback.sh takes it from the environment; anything but digits is refused
+      expect(await run('"$HAFW_FENCE"', { HAFW_FENCE: '1764662400124' })).toMatchObject({ code: 0, out: 'changed' })
+      expect(await run('"$HAFW_FENCE"', { HAFW_FENCE: '1; rm -rf /' })).toMatchObject({ code: FENCED_EXIT, out: '@@fenced bad token' })
+      expect(() => fenceLines(1.5)).toThrow(/positive integer/)
+      expect(fenceLines(undefined)).toEqual([])
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+  it('fenced scripts check the fence under the node lock, before anything changes', () => {
+    for (const s of [scripts['fenced swap'], scripts['fenced stage']]) {
+      expect(s.indexOf('flock 9')).toBeLessThan(s.indexOf(`"$f" -gt "$t"`))
+      expect(s.indexOf(`"$f" -gt "$t"`)).toBeLessThan(s.search(/systemd-run|rm -rf/))
+    }
+    expect(scripts.swap).not.toContain(FENCE)
+    expect(scripts.rollback).toContain('if [ -n "${HAFW_FENCE:-}" ]; then')
+  })
   it('staged files sit next to their target and never end in .conf', () => {
     expect(stagedPath('/etc/sysctl.d/90-hafw.conf', 3)).toBe('/etc/sysctl.d/.90-hafw.conf.hafw-3')
   })
@@ -240,7 +273,7 @@ describe('apply: scripts sent to nodes', () => {
   it('rollback stops what the generation started, restores the saved ruleset when no loader existed before', () => {
     expect(scripts.rollback).toMatch(/systemctl stop .*keepalived\.service/)
     expect(scripts.rollback).toContain('iptables-restore < "$G/7"/ruleset.save')
-    expect(scripts.rollback.indexOf('systemctl stop')).toBeLessThan(scripts.rollback.indexOf('mv -f'))
+    expect(scripts.rollback.indexOf('systemctl stop')).toBeLessThan(scripts.rollback.indexOf('mv -f -- '))
   })
 })
 

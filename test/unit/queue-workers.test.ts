@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { mkdtempSync, readFileSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { registerOperation, type JobQueue } from '@hafw/queue'
-import { record, sleeper } from '../fixtures/queue-ops.js'
-import { openQueue, spawnWorker, startRedis, until, type PrivateRedis, type WorkerProcess } from '../fixtures/queue-harness.js'
+import { checkFencedLog, closeFencedClients, fencedRecord, readFencedLog, record, sleeper } from '../fixtures/queue-ops.js'
+import { openQueue, spawnWorker, startRedis, uniq, until, type PrivateRedis, type WorkerProcess } from '../fixtures/queue-harness.js'
 
 let redis: PrivateRedis
 const queues: JobQueue[] = []
@@ -26,22 +26,9 @@ afterAll(async () => {
   for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.kill('SIGKILL')
   await Promise.all(procs.map((p) => p.exited))
   for (const q of queues) await q.close()
+  await closeFencedClients()
   await redis?.stop()
 })
-
-/** Runs per pair from the operation's own log: [tag, start, end, pid], in file order. */
-function runs(dir: string, pair: string): { tag: string; start: number; end: number; pid: number }[] {
-  const lines = readFileSync(join(dir, `${pair}.log`), 'utf8').trim().split('\n')
-  const out: { tag: string; start: number; end: number; pid: number }[] = []
-  for (let i = 0; i < lines.length; i += 2) {
-    const [k1, tag1, t1, pid] = lines[i]!.split(' ')
-    const [k2, tag2, t2] = (lines[i + 1] ?? '').split(' ')
-    // Strict alternation start X / end X is itself the no-overlap proof; timestamps double-check.
-    expect([k1, k2, tag2], `${pair}.log line ${i + 1}`).toEqual(['start', 'end', tag1])
-    out.push({ tag: tag1!, start: Number(t1), end: Number(t2), pid: Number(pid) })
-  }
-  return out
-}
 
 async function settle(q: JobQueue, ids: string[], timeoutMs = 60_000) {
   return until(async () => {
@@ -51,44 +38,79 @@ async function settle(q: JobQueue, ids: string[], timeoutMs = 60_000) {
 }
 
 describe('workers in separate processes', () => {
-  it('50 mixed jobs on 3 pairs through 3 workers: zero overlap per pair', async () => {
+  it('1,000 mixed jobs on 3 pairs through 3 workers: each pair held by one run at a time, fencing tokens rising', async () => {
     const q = await open()
-    const dir = mkdtempSync(join(redis.dir, 'overlap-'))
+    const key = uniq('fenced')
     const workers = await Promise.all([spawn(q, { concurrency: 2 }), spawn(q, { concurrency: 2 }), spawn(q, { concurrency: 2 })])
     const pairs = ['p1', 'p2', 'p3']
     const ids: string[] = []
     const kinds: Record<string, string> = {}
-    for (let i = 0; i < 50; i++) {
+    for (let i = 0; i < 1000; i++) {
       const pair = pairs[i % 3]!
-      const tag = `j${i}`
-      // Mixed: plain runs of varied length, transient faults retried, failed checks, a sleeper.
-      const kind = i % 10 === 3 ? 'flaky' : i % 10 === 7 ? 'fatal' : i % 10 === 9 ? 'sleep' : 'ok'
-      const id =
-        kind === 'sleep'
-          ? await q.submit(sleeper, { ms: 60, pair })
-          : await q.submit(record, { pair, dir, ms: 10 + ((i * 37) % 90), tag, ...(kind === 'flaky' ? { failTimes: 1 } : {}), ...(kind === 'fatal' ? { fatal: true } : {}) })
+      // Mixed: runs of varied length, transient faults retried, failed checks.
+      const kind = i % 50 === 3 ? 'flaky' : i % 50 === 7 ? 'fatal' : 'ok'
+      const id = await q.submit(fencedRecord, { pair, socket: redis.socket, key, ms: (i * 37) % 20, tag: `j${i}`, ...(kind === 'flaky' ? { failTimes: 1 } : {}), ...(kind === 'fatal' ? { fatal: true } : {}) })
       ids.push(id)
       kinds[id] = kind
     }
-    const states = await settle(q, ids)
+    const t0 = Date.now()
+    const states = await settle(q, ids, 240_000)
+    const settledMs = Date.now() - t0
     ids.forEach((id, i) => expect([id, states[i]]).toEqual([id, kinds[id] === 'fatal' ? 'failed' : 'completed']))
 
-    let total = 0
     const pids = new Set<number>()
+    const summary: Record<string, { runs: number; cut: number; refused: number }> = {}
     for (const pair of pairs) {
-      const r = runs(dir, pair).sort((a, b) => a.start - b.start)
-      for (let i = 1; i < r.length; i++) expect(r[i]!.start, `${pair}: ${r[i - 1]!.tag} and ${r[i]!.tag} overlap`).toBeGreaterThanOrEqual(r[i - 1]!.end)
-      r.forEach((x) => pids.add(x.pid))
-      total += r.length
+      const log = await readFencedLog(redis.socket, `${key}:${pair}`)
+      // the resource's own order and clock: no two runs of a pair overlap, tokens never go down
+      const r = checkFencedLog(log.lines, pair)
+      r.runs.forEach((x) => pids.add(x.pid))
+      const tags = new Set(r.runs.map((x) => x.tag))
+      // every job ran to its end at least once (a flaky one twice; one whose lease ran out may run again)
+      for (let i = pairs.indexOf(pair); i < 1000; i += 3) expect(tags.has(`j${i}`), `j${i} on ${pair}`).toBe(true)
+      // each run took the pair anew: its token is larger than the previous run's
+      for (let k = 1; k < r.runs.length; k++) expect(r.runs[k]!.fence).toBeGreaterThan(r.runs[k - 1]!.fence)
+      summary[pair] = { runs: r.runs.length, cut: r.cut.length, refused: log.refused.length }
+      // a run cut short by the fence is a job that lost its lease: it must have been retried
+      for (const c of r.cut) expect(tags.has(c.tag), `${c.tag} was fenced out and ran again`).toBe(true)
     }
-    // 45 record jobs, 5 of them flaky (one extra run each); 5 sleepers do not write.
-    expect(total).toBe(45 + 5)
+    console.log(`1,000 jobs settled in ${settledMs} ms; fenced runs per pair`, summary)
     expect(pids.size, 'jobs spread over the worker processes').toBeGreaterThanOrEqual(2)
     for (const p of pairs) expect(await q.locks.holder(p)).toBeUndefined()
     for (const w of workers) w.kill('SIGTERM')
     expect(await Promise.all(workers.map((w) => w.exited))).toEqual([0, 0, 0])
     expect(await q.workers()).toEqual([])
-  })
+  }, 300_000)
+
+  it('a holder stalled past its lease (SIGSTOP) is fenced out: the newer holder\'s writes stand, the stale one\'s are refused', async () => {
+    const q = await open()
+    const key = uniq('stall')
+    const a = await spawn(q)
+    const first = await q.submit(fencedRecord, { pair: 's1', socket: redis.socket, key, ms: 1500, tag: 'first' })
+    const started = await until(async () => (await readFencedLog(redis.socket, `${key}:s1`)).lines[0], 10_000, 'first to start')
+    expect(started).toMatchObject({ kind: 'start', tag: 'first', pid: a.pid })
+    a.kill('SIGSTOP')
+    try {
+      // the lease runs out while its holder sleeps; another worker takes the pair with a larger token
+      await until(async () => (await q.locks.holder('s1')) === undefined, 10_000, 'the stalled lease to expire')
+      const b = await spawn(q)
+      const second = await q.submit(fencedRecord, { pair: 's1', socket: redis.socket, key, ms: 50, tag: 'second' })
+      await until(async () => (await q.queue.getJobState(second)) === 'completed', 20_000, 'second to complete')
+      const mid = checkFencedLog((await readFencedLog(redis.socket, `${key}:s1`)).lines, 's1')
+      expect(mid.runs.find((r) => r.tag === 'second')).toMatchObject({ pid: b.pid })
+      expect(mid.runs.find((r) => r.tag === 'second')!.fence).toBeGreaterThan(started.fence)
+    } finally {
+      a.kill('SIGCONT')
+    }
+    // The stalled run wakes up believing it holds s1: its end is refused, its job runs again.
+    await settle(q, [first], 30_000)
+    expect(await q.queue.getJobState(first)).toBe('completed')
+    const log = await readFencedLog(redis.socket, `${key}:s1`)
+    expect(log.refused).toContain(`end first ${a.pid} ${started.fence}`)
+    const r = checkFencedLog(log.lines, 's1')
+    expect(r.cut).toEqual([started])
+    expect(r.runs.map((x) => x.tag).sort()).toEqual(['first', 'second'])
+  }, 60_000)
 
   it('kill -9 of a worker mid-job: the job is retried elsewhere, the pair lock frees, the next job on the pair runs', async () => {
     const q = await open()

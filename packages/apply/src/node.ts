@@ -4,7 +4,7 @@ import type { FirewallModel, SyncModel } from '@hafw/inventory'
 import { GENERATIONS, NODE_DIR, type NodePlan, type NodeState } from '@hafw/plan'
 import { manifest, type Manifest, type RenderedFile, type RenderedNode } from '@hafw/render'
 import { shellQuote as q, type Session } from '@hafw/transport'
-import { confirmScript, discardScript, rollbackScript, stageScript, swapScript, timerUnit } from './scripts.js'
+import { confirmScript, discardScript, FENCED_EXIT, rollbackScript, stageScript, swapScript, timerUnit } from './scripts.js'
 
 /*
  * One node's part of a rollout, step by step over its one connection. pair.ts decides the
@@ -22,6 +22,14 @@ export interface NodeCtx {
   gen?: number
   /** hafw's clock when the rollback timer was armed */
   armedAt?: number
+  /** the job's fencing token for the pair (see Lease): every script that changes the node carries it */
+  fence?: number
+}
+
+/** The node refused the job's fencing token: a newer job has changed it since. */
+function fenced(c: NodeCtx, what: string, out: string): HafwError {
+  const seen = /^@@fenced (.*)$/m.exec(out)?.[1] ?? '?'
+  return new HafwError(`${c.name}: ${what} refused by the node's fence: a newer job changed it (fence ${seen} > this job's ${c.fence}); this job lost its pair lock and must not touch the pair`)
 }
 
 /** What the node steps need of a pair or a host (hosts have no conntrack sync). */
@@ -40,8 +48,9 @@ export async function stage(c: NodeCtx, pair: ApplyTarget, signal: AbortSignal):
   const common = { gen, prev: c.state.generation, backend: pair.firewall.backend, changes: c.plan.files }
   const resync = resyncConf(c, pair)
   const rb = rollbackScript({ ...common, steps: c.plan.steps, enable: c.plan.enable, start: c.plan.start, ...(resync ? { resync } : {}) })
-  const script = stageScript({ ...common, files: c.target.files, manifestJson: JSON.stringify({ ...manifest(c.target), generation: gen }, null, 2) + '\n', rollback: rb })
+  const script = stageScript({ ...common, files: c.target.files, manifestJson: JSON.stringify({ ...manifest(c.target), generation: gen }, null, 2) + '\n', rollback: rb, fence: c.fence })
   const r = await c.session.exec('sh -s', { input: script, timeoutMs: 120_000, signal })
+  if (r.code === FENCED_EXIT) throw fenced(c, `staging generation ${gen}`, r.stdout)
   if (r.code === 3) {
     const fails = r.stdout.split('\n@@check FAIL ').slice(1).map((b) => {
       const [head = '', ...rest] = b.split('\n')
@@ -64,7 +73,7 @@ export function resyncConf(c: Pick<NodeCtx, 'target'>, pair: ApplyTarget): strin
 /** Remove a staged generation that will not be applied. */
 export async function discard(c: NodeCtx): Promise<void> {
   if (c.gen === undefined) return
-  await c.session.exec('sh -s', { input: discardScript(c.gen, c.plan.files), timeoutMs: 30_000 }).catch(() => undefined)
+  await c.session.exec('sh -s', { input: discardScript(c.gen, c.plan.files, c.fence), timeoutMs: 30_000 }).catch(() => undefined)
 }
 
 export interface SwapResult {
@@ -77,7 +86,7 @@ export interface SwapResult {
 /** Arm the rollback timer, rename the staged files into place, run the services. */
 export async function swap(c: NodeCtx, confirmTimeoutS: number, extraStart: string[], signal: AbortSignal): Promise<SwapResult> {
   const start = [...new Set([...c.plan.start, ...extraStart])]
-  const script = swapScript({ gen: c.gen!, confirmTimeoutS, changes: c.plan.files, steps: c.plan.steps, enable: c.plan.enable, start })
+  const script = swapScript({ gen: c.gen!, confirmTimeoutS, changes: c.plan.files, steps: c.plan.steps, enable: c.plan.enable, start, fence: c.fence })
   c.armedAt = Date.now()
   let out = ''
   let code = -1
@@ -85,6 +94,8 @@ export async function swap(c: NodeCtx, confirmTimeoutS: number, extraStart: stri
     const r = await c.session.exec('sh -s', { input: script, timeoutMs: Math.max(30_000, (confirmTimeoutS - 5) * 1000), signal })
     out = r.stdout
     code = r.code
+    // refused before the timer was armed: nothing changed
+    if (code === FENCED_EXIT) return { ok: false, armed: false, steps: [], error: fenced(c, `swapping in generation ${c.gen}`, out).message }
     if (code !== 0) out += `\n${r.stderr}`
   } catch (e) {
     return { ok: false, armed: true, steps: parseSteps(out), error: (e as Error).message }
@@ -103,7 +114,8 @@ function parseSteps(out: string): SwapResult['steps'] {
 
 /** Disarm and record; false when the timer had already rolled the generation back. */
 export async function confirm(c: NodeCtx, pair: ApplyTarget, signal: AbortSignal): Promise<boolean> {
-  const r = await c.session.exec('sh -s', { input: confirmScript(c.gen!, pair.firewall.backend), timeoutMs: 30_000, signal })
+  const r = await c.session.exec('sh -s', { input: confirmScript(c.gen!, pair.firewall.backend, c.fence), timeoutMs: 30_000, signal })
+  if (r.code === FENCED_EXIT) throw fenced(c, `confirming generation ${c.gen}`, r.stdout)
   if (r.code === 9) return false
   if (r.code !== 0) throw new HafwError(`${c.name}: confirming generation ${c.gen} failed (exit ${r.code}): ${r.stderr.trim()}`)
   return true
@@ -130,7 +142,7 @@ const markerScript = (gen: number) =>
  */
 export async function rollbackNow(c: NodeCtx, opts: { force?: boolean } = {}): Promise<string> {
   const unit = `${timerUnit(c.gen!)}-now-${Date.now()}`
-  const env = opts.force ? ` --setenv=HAFW_FORCE=1` : ''
+  const env = `${opts.force ? ' --setenv=HAFW_FORCE=1' : ''}${c.fence !== undefined ? ` --setenv=HAFW_FENCE=${c.fence}` : ''}`
   const r = await c.session.exec(`systemd-run --quiet --wait --unit=${unit}${env} /bin/sh ${q(`${GENERATIONS}/${c.gen}/rollback.sh`)}; ${markerScript(c.gen!)}`, { timeoutMs: 180_000 })
   return r.stdout
 }

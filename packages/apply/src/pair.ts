@@ -98,7 +98,7 @@ async function withSecrets(input: PairApplyInput): Promise<PairModel> {
  * per-node outcome in `details`. A `hosts:` entry goes the same way as a pair of one node,
  * with the host's gate (units, fwmark rules, SSH) instead of the pair's.
  */
-export const applyPair: Operation<ApplyInput, PairApplyResult> = async (input, progress, signal) => {
+export const applyPair: Operation<ApplyInput, PairApplyResult> = async (input, progress, signal, lease) => {
   const t0 = Date.now()
   const o = { confirmTimeoutS: DEFAULT_CONFIRM_S, earlyRollback: true, handover: false, acceptNew: false, ...input.options }
   if (!Number.isInteger(o.confirmTimeoutS) || o.confirmTimeoutS < 15) throw new HafwError(`confirm timeout must be at least 15 s, found ${o.confirmTimeoutS}`)
@@ -146,7 +146,8 @@ export const applyPair: Operation<ApplyInput, PairApplyResult> = async (input, p
         } else target = rendered![n.name]!
         const { paths, units } = readSpec(target)
         const state = await readNodeState(s, paths, units, owner.firewall.backend, signal)
-        return { name: n.name, session: s, target, state, plan: planNode(target, state) }
+        const fence = lease?.fence[name]
+        return { name: n.name, session: s, target, state, plan: planNode(target, state), ...(fence !== undefined ? { fence } : {}) }
       }),
     )
     log.debug(`phase: read and planned at ${Date.now() - t0} ms`)

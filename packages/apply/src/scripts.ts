@@ -15,7 +15,8 @@ import { shellQuote as q } from '@hafw/transport'
  *   rollback.sh      restores "before", re-runs the services, undoes enable/start; armed as a
  *                    transient systemd timer before the swap, disarmed by confirm
  *   confirmed | rolled-back    how the generation ended; live/<kind> recorded at confirm
- * /var/lib/hafw/current names the generation in force; /var/lib/hafw/lock serialises.
+ * /var/lib/hafw/current names the generation in force; /var/lib/hafw/lock serialises;
+ * /var/lib/hafw/fence holds the highest fencing token a job has changed the node with.
  */
 
 export const LOCK = `${NODE_DIR}/lock`
@@ -27,6 +28,30 @@ export const stagedPath = (path: string, gen: number) => `${dirname(path)}/.${ba
 
 export const timerUnit = (gen: number) => `hafw-rollback-${gen}`
 
+export const FENCE = `${NODE_DIR}/fence`
+/** Exit code of a node script that the fence refused. */
+export const FENCED_EXIT = 75
+
+/**
+ * Under the node lock: refuse a fencing token lower than the node's, else record it. A job
+ * whose pair lock expired while it stalled still believes it holds the pair; once a newer job
+ * has written to the node with a larger token, the node refuses the stale one ("@@fenced N").
+ * `token` is a number or a shell word holding one; none (a run outside the queue): no check.
+ */
+export function fenceLines(token: number | string | undefined): string[] {
+  if (token === undefined) return []
+  if (typeof token === 'number' && !(Number.isSafeInteger(token) && token > 0)) throw new Error(`fencing token must be a positive integer, found ${token}`)
+  return [
+    `t=${token}; case $t in '' | *[!0-9]*) echo "@@fenced bad token"; exit ${FENCED_EXIT} ;; esac`,
+    `f=$(cat ${FENCE} 2>/dev/null); case $f in '' | *[!0-9]*) f=0 ;; esac`,
+    `if [ "$f" -gt "$t" ]; then echo "@@fenced $f"; exit ${FENCED_EXIT}; fi`,
+    `[ "$f" = "$t" ] || { echo "$t" > ${FENCE}.tmp && mv -f ${FENCE}.tmp ${FENCE}; }`,
+  ]
+}
+
+/** Take the node lock (fd 9), then pass the fence. */
+const locked = (fence: number | undefined) => [`mkdir -p "$G"`, `exec 9>${LOCK}`, 'flock 9', ...fenceLines(fence)]
+
 export interface StageSpec {
   gen: number
   /** the generation in force now (null on a node hafw never touched) */
@@ -36,6 +61,8 @@ export interface StageSpec {
   changes: FileChange[]
   manifestJson: string
   rollback: string
+  /** the job's fencing token for the pair */
+  fence?: number
 }
 
 /** Shell command that proves a staged file with the tool that will load it. */
@@ -65,7 +92,7 @@ const writeFile = (target: string, content: string) => `printf '%s' ${q(content)
  */
 export function stageScript(s: StageSpec): string {
   const W = `"$G/${s.gen}.tmp"`
-  const L: string[] = [...HEAD, 'set -e', `mkdir -p "$G"`, `rm -rf ${W}`, `mkdir -p ${W}/files ${W}/before`]
+  const L: string[] = [...HEAD, ...locked(s.fence), 'set -e', `rm -rf ${W}`, `mkdir -p ${W}/files ${W}/before`]
   L.push(`mkdir -p ${[...new Set(s.files.map((f) => `${W}/files${q(dirname(f.path))}`))].join(' ')}`)
   for (const f of s.files) L.push(writeFile(`${W}/files${q(f.path)}`, f.content))
   L.push(writeFile(`${W}/manifest.json`, s.manifestJson), writeFile(`${W}/rollback.sh`, s.rollback), `: > ${W}/absent`)
@@ -115,6 +142,7 @@ export interface SwapSpec {
   steps: ServiceStep[]
   enable: string[]
   start: string[]
+  fence?: number
 }
 
 /**
@@ -136,7 +164,7 @@ export const restartsConntrackd = (steps: Pick<ServiceStep, 'service'>[], start:
  */
 export function swapScript(s: SwapSpec): string {
   const u = timerUnit(s.gen)
-  const L: string[] = [...HEAD, `exec 9>${LOCK}`, 'flock 9']
+  const L: string[] = [...HEAD, ...locked(s.fence)]
   L.push(
     `systemctl reset-failed ${u}.timer ${u}.service >/dev/null 2>&1 || true`,
     `systemd-run --quiet --on-active=${s.confirmTimeoutS} --timer-property=AccuracySec=100ms --unit=${u} --description=${q(`hafw: roll back generation ${s.gen} unless confirmed`)} /bin/sh "$G/${s.gen}/rollback.sh" || { echo 'cannot arm the rollback timer' >&2; exit 4; }`,
@@ -175,6 +203,10 @@ export function rollbackScript(s: { gen: number; prev: number | null; backend: B
     ...HEAD,
     `exec 9>${LOCK}`,
     'flock 9',
+    // HAFW_FENCE: hafw runs it now (not the timer) for a job holding that token
+    'if [ -n "${HAFW_FENCE:-}" ]; then',
+    ...fenceLines('$HAFW_FENCE'),
+    'fi',
     // HAFW_FORCE=1: undo a confirmed generation (its pair's other node failed afterwards)
     `[ -e ${D}/rolled-back ] && exit 0`,
     `[ -z "\${HAFW_FORCE:-}" ] && [ -e ${D}/confirmed ] && exit 0`,
@@ -221,13 +253,12 @@ export function rollbackScript(s: { gen: number; prev: number | null; backend: B
  * Confirm: disarm the timer, record the live state for drift detection, make <gen> current,
  * keep the last KEEP_GENERATIONS. Exit 9 when the timer already rolled the generation back.
  */
-export function confirmScript(gen: number, backend: Backend): string {
+export function confirmScript(gen: number, backend: Backend, fence?: number): string {
   const D = `"$G/${gen}"`
   return [
     ...HEAD,
     liveFunctions(backend),
-    `exec 9>${LOCK}`,
-    'flock 9',
+    ...locked(fence),
     `if [ -e ${D}/rolled-back ]; then echo rolled-back; exit 9; fi`,
     `date -Is > ${D}/confirmed`,
     `systemctl stop ${timerUnit(gen)}.timer >/dev/null 2>&1 || true`,
@@ -241,6 +272,6 @@ export function confirmScript(gen: number, backend: Backend): string {
 }
 
 /** Remove what a failed stage left (before anything was swapped). */
-export function discardScript(gen: number, changes: FileChange[]): string {
-  return [...HEAD, `rm -f ${changes.map((c) => q(stagedPath(c.path, gen))).join(' ') || '/dev/null'}`, `rm -rf "$G/${gen}" "$G/${gen}.tmp"`].join('\n') + '\n'
+export function discardScript(gen: number, changes: FileChange[], fence?: number): string {
+  return [...HEAD, ...locked(fence), `rm -f ${changes.map((c) => q(stagedPath(c.path, gen))).join(' ') || '/dev/null'}`, `rm -rf "$G/${gen}" "$G/${gen}.tmp"`].join('\n') + '\n'
 }

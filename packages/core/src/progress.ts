@@ -17,7 +17,20 @@ export interface ProgressEvent {
 
 export type Progress = (e: ProgressEvent) => void
 
-export type Operation<I, R> = (input: I, progress: Progress, signal: AbortSignal) => Promise<R>
+/**
+ * The pair locks a job holds while its operation runs (the queue's worker passes it). A lock is
+ * a lease: a holder that stalls past its TTL loses it without knowing, so whatever a run
+ * changes on a node carries the pair's fencing token, and the node refuses a token lower than
+ * one it has already seen.
+ */
+export interface Lease {
+  /** Fencing token per locked pair: every later holder of a pair gets a larger one. */
+  readonly fence: Readonly<Record<string, number>>
+  /** Rejects unless every lock is still this run's (a Redis round trip). */
+  check(): Promise<void>
+}
+
+export type Operation<I, R> = (input: I, progress: Progress, signal: AbortSignal, lease?: Lease) => Promise<R>
 
 /** Convenience: build events without repeating the timestamp. */
 export function reporter(progress: Progress, scope = '') {

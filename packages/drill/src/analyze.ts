@@ -46,6 +46,8 @@ export function phaseFlows(w: WitnessResult, win: PhaseWindow): PhaseFlows {
   const ends: number[] = []
   const stuck: FlowSummary[] = []
   let lostMessages = 0
+  // The witness closes a still-open gap at its last send (older records: ~0.5 s before endedAt).
+  const phaseEnd = Math.min(win.end, w.sendEndedAt ?? w.endedAt - 1000)
   for (const f of w.flows) {
     // Reset in an earlier phase: not a witness of this one.
     if (f.reset && (f.resetAt ?? 0) < win.start && f.resetAt !== undefined) continue
@@ -60,8 +62,10 @@ export function phaseFlows(w: WitnessResult, win: PhaseWindow): PhaseFlows {
     }
     const s = summary(f, worst, reset, lost, w.intervalMs)
     per_flow.push(s)
-    // silent for over a second up to the end of the phase (the witness stops sending ~0.5 s before it ends)
-    if (!reset && gaps.some((g) => g.end >= Math.min(win.end, w.endedAt) - 1000 && g.end - g.start > 1000)) stuck.push(s)
+    // Still silent when the phase ended, for over a second by then: its gap is open at the end.
+    // A gap that closed before the end (a TCP flow back with a late retransmission just before
+    // the next trigger) is a stall, not a stuck flow.
+    if (!reset && gaps.some((g) => g.start < phaseEnd && g.end >= phaseEnd && phaseEnd - g.start > 1000)) stuck.push(s)
   }
   const alive = per_flow.filter((f) => !f.reset)
   const udp = alive.filter((f) => f.proto === 'udp')

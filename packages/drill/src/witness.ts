@@ -67,6 +67,8 @@ export interface FlowResult {
 export interface WitnessResult {
   startedAt: number
   endedAt: number
+  /** when sending stopped: a flow still silent then has its last gap closed exactly here */
+  sendEndedAt?: number
   intervalMs: number
   flows: FlowResult[]
 }
@@ -258,7 +260,7 @@ export async function runWitness(spec: WitnessSpec, signal?: AbortSignal, hooks:
   const endedAt = Date.now()
   const results = flows.map((f) => f.result(lastSend))
   for (const c of closers) c()
-  return { startedAt, endedAt, intervalMs: spec.intervalMs, flows: results }
+  return { startedAt, endedAt, sendEndedAt: lastSend, intervalMs: spec.intervalMs, flows: results }
 }
 
 // Run as a program: node witness.js '<spec json>'

@@ -96,10 +96,14 @@ export async function startWorker(q: JobQueue, opts: WorkerOptions = {}): Promis
     if (!held.ok) {
       // Wait without holding a worker slot and without spending an attempt: back to the
       // delayed set, re-checked after lockWaitMs or sooner when the holder releases the pair.
-      const first = await q.redis.zadd(q.key('lockwait', held.pair), 'NX', Date.now(), job.id!)
+      const wait = q.key('lockwait', held.pair)
+      const [[, first], [, rank]] = (await q.redis.multi().zadd(wait, 'NX', Date.now(), job.id!).zrank(wait, job.id!).exec())! as [[null, number], [null, number | null]]
       if (first) events.emit('wait', 'info', `waiting for pair ${held.pair}: held by ${held.holder}`, scope)
       await events.flush()
-      await job.moveToDelayed(Date.now() + Math.round(t.lockWaitMs * (0.5 + Math.random())), token)
+      // Each release wakes the oldest waiter (wakeWaiters), so the delay only covers a lost wake
+      // (a holder killed -9). It grows with the waiters ahead: otherwise every waiter of a busy
+      // pair comes back every lockWaitMs only to be delayed again, and the churn starves the queue.
+      await job.moveToDelayed(Date.now() + Math.round(t.lockWaitMs * (0.5 + Math.random()) * (1 + (rank ?? 0))), token)
       throw new DelayedError()
     }
     const onCancel = () => ac.abort(cancelledError(String(signal?.reason ?? 'cancelled')))
@@ -111,10 +115,10 @@ export async function startWorker(q: JobQueue, opts: WorkerOptions = {}): Promis
     if (shutdown.signal.aborted) onShutdown()
     try {
       if (pairs.length) await Promise.all(pairs.map((p) => q.redis.zrem(q.key('lockwait', p), job.id!)))
-      events.emit('start', 'info', `started on ${id} (attempt ${job.attemptsMade + 1}/${job.opts.attempts ?? 1}${pairs.length ? `, pairs ${pairs.join(', ')}` : ''})`, scope)
+      events.emit('start', 'info', `started on ${id} (attempt ${job.attemptsMade + 1}/${job.opts.attempts ?? 1}${pairs.length ? `, pairs ${pairs.map((p) => `${p} (fence ${held.lock.fence[p]})`).join(', ')}` : ''})`, scope)
       let result: unknown
       try {
-        result = await op.fn(job.data.input, events.progress, ac.signal)
+        result = await op.fn(job.data.input, events.progress, ac.signal, held.lock)
       } catch (e) {
         const why = ac.signal.aborted ? ac.signal.reason : e
         if (why instanceof Shutdown) {
