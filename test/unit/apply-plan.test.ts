@@ -5,10 +5,10 @@ import { join } from 'node:path'
 import { exec } from '@hafw/core'
 import { loadInventory, type Model, type PairModel } from '@hafw/inventory'
 import { renderInventory, type RenderedNode } from '@hafw/render'
-import { describeNode, formatPlan, orderSteps, parseRead, planNode, readScript, summarize, unifiedDiff, type NodeState } from '@hafw/plan'
+import { describeNode, FENCE, FENCED_EXIT, fenceLines, formatPlan, orderSteps, parseRead, planNode, readScript, summarize, unifiedDiff, type NodeState } from '@hafw/plan'
 import { parseAddrs, parseConntrackdStats, probeScript, type NodeProbe } from '@hafw/verify'
 import {
-  confirmScript, decideOrder, describeOutcome, FENCE, FENCED_EXIT, fenceLines, judgeHostSample, judgeSample, redactPair, rollbackScript, rolloutItems, stageScript, stagedPath, stepLine, swapScript, type SyncWatch,
+  confirmScript, decideOrder, describeOutcome, judgeHostSample, judgeSample, redactPair, rollbackScript, rolloutItems, stageScript, stagedPath, stepLine, swapScript, type SyncWatch,
 } from '@hafw/apply'
 
 /*

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto'
 import { HafwError } from '@hafw/core'
 import type { FirewallModel, SyncModel } from '@hafw/inventory'
-import { GENERATIONS, NODE_DIR, type NodePlan, type NodeState } from '@hafw/plan'
+import { FENCED_EXIT, fencedBy, GENERATIONS, NODE_DIR, type NodePlan, type NodeState } from '@hafw/plan'
 import { manifest, type Manifest, type RenderedFile, type RenderedNode } from '@hafw/render'
 import { shellQuote as q, type Session } from '@hafw/transport'
-import { confirmScript, discardScript, FENCED_EXIT, rollbackScript, stageScript, swapScript, timerUnit } from './scripts.js'
+import { confirmScript, discardScript, rollbackScript, stageScript, swapScript, timerUnit } from './scripts.js'
 
 /*
  * One node's part of a rollout, step by step over its one connection. pair.ts decides the
@@ -28,7 +28,7 @@ export interface NodeCtx {
 
 /** The node refused the job's fencing token: a newer job has changed it since. */
 function fenced(c: NodeCtx, what: string, out: string): HafwError {
-  const seen = /^@@fenced (.*)$/m.exec(out)?.[1] ?? '?'
+  const seen = fencedBy(out) ?? '?'
   return new HafwError(`${c.name}: ${what} refused by the node's fence: a newer job changed it (fence ${seen} > this job's ${c.fence}); this job lost its pair lock and must not touch the pair`)
 }
 

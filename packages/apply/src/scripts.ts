@@ -1,6 +1,6 @@
 import { dirname, basename } from 'node:path'
 import type { RenderedFile } from '@hafw/render'
-import { GENERATIONS, liveFunctions, NODE_DIR, LIVE_KINDS, type Backend, type FileChange, type ServiceStep } from '@hafw/plan'
+import { fenceLines, GENERATIONS, liveFunctions, lockedLines, NODE_DIR, NODE_LOCK, LIVE_KINDS, type Backend, type FileChange, type ServiceStep } from '@hafw/plan'
 import { shellQuote as q } from '@hafw/transport'
 
 /*
@@ -19,7 +19,6 @@ import { shellQuote as q } from '@hafw/transport'
  * /var/lib/hafw/fence holds the highest fencing token a job has changed the node with.
  */
 
-export const LOCK = `${NODE_DIR}/lock`
 const HEAD = ['set -u', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'export PATH', `G=${GENERATIONS}`]
 export const KEEP_GENERATIONS = 5
 
@@ -27,30 +26,6 @@ export const KEEP_GENERATIONS = 5
 export const stagedPath = (path: string, gen: number) => `${dirname(path)}/.${basename(path)}.hafw-${gen}`
 
 export const timerUnit = (gen: number) => `hafw-rollback-${gen}`
-
-export const FENCE = `${NODE_DIR}/fence`
-/** Exit code of a node script that the fence refused. */
-export const FENCED_EXIT = 75
-
-/**
- * Under the node lock: refuse a fencing token lower than the node's, else record it. A job
- * whose pair lock expired while it stalled still believes it holds the pair; once a newer job
- * has written to the node with a larger token, the node refuses the stale one ("@@fenced N").
- * `token` is a number or a shell word holding one; none (a run outside the queue): no check.
- */
-export function fenceLines(token: number | string | undefined): string[] {
-  if (token === undefined) return []
-  if (typeof token === 'number' && !(Number.isSafeInteger(token) && token > 0)) throw new Error(`fencing token must be a positive integer, found ${token}`)
-  return [
-    `t=${token}; case $t in '' | *[!0-9]*) echo "@@fenced bad token"; exit ${FENCED_EXIT} ;; esac`,
-    `f=$(cat ${FENCE} 2>/dev/null); case $f in '' | *[!0-9]*) f=0 ;; esac`,
-    `if [ "$f" -gt "$t" ]; then echo "@@fenced $f"; exit ${FENCED_EXIT}; fi`,
-    `[ "$f" = "$t" ] || { echo "$t" > ${FENCE}.tmp && mv -f ${FENCE}.tmp ${FENCE}; }`,
-  ]
-}
-
-/** Take the node lock (fd 9), then pass the fence. */
-const locked = (fence: number | undefined) => [`mkdir -p "$G"`, `exec 9>${LOCK}`, 'flock 9', ...fenceLines(fence)]
 
 export interface StageSpec {
   gen: number
@@ -92,7 +67,7 @@ const writeFile = (target: string, content: string) => `printf '%s' ${q(content)
  */
 export function stageScript(s: StageSpec): string {
   const W = `"$G/${s.gen}.tmp"`
-  const L: string[] = [...HEAD, ...locked(s.fence), 'set -e', `rm -rf ${W}`, `mkdir -p ${W}/files ${W}/before`]
+  const L: string[] = [...HEAD, ...lockedLines(s.fence), 'set -e', `rm -rf ${W}`, `mkdir -p ${W}/files ${W}/before`]
   L.push(`mkdir -p ${[...new Set(s.files.map((f) => `${W}/files${q(dirname(f.path))}`))].join(' ')}`)
   for (const f of s.files) L.push(writeFile(`${W}/files${q(f.path)}`, f.content))
   L.push(writeFile(`${W}/manifest.json`, s.manifestJson), writeFile(`${W}/rollback.sh`, s.rollback), `: > ${W}/absent`)
@@ -164,7 +139,7 @@ export const restartsConntrackd = (steps: Pick<ServiceStep, 'service'>[], start:
  */
 export function swapScript(s: SwapSpec): string {
   const u = timerUnit(s.gen)
-  const L: string[] = [...HEAD, ...locked(s.fence)]
+  const L: string[] = [...HEAD, ...lockedLines(s.fence)]
   L.push(
     `systemctl reset-failed ${u}.timer ${u}.service >/dev/null 2>&1 || true`,
     `systemd-run --quiet --on-active=${s.confirmTimeoutS} --timer-property=AccuracySec=100ms --unit=${u} --description=${q(`hafw: roll back generation ${s.gen} unless confirmed`)} /bin/sh "$G/${s.gen}/rollback.sh" || { echo 'cannot arm the rollback timer' >&2; exit 4; }`,
@@ -201,7 +176,7 @@ export function rollbackScript(s: { gen: number; prev: number | null; backend: B
     '#!/bin/sh',
     `# hafw: undo generation ${s.gen} (back to ${s.prev ?? 'the state before hafw'}) unless it was confirmed.`,
     ...HEAD,
-    `exec 9>${LOCK}`,
+    `exec 9>${NODE_LOCK}`,
     'flock 9',
     // HAFW_FENCE: hafw runs it now (not the timer) for a job holding that token
     'if [ -n "${HAFW_FENCE:-}" ]; then',
@@ -258,7 +233,7 @@ export function confirmScript(gen: number, backend: Backend, fence?: number): st
   return [
     ...HEAD,
     liveFunctions(backend),
-    ...locked(fence),
+    ...lockedLines(fence),
     `if [ -e ${D}/rolled-back ]; then echo rolled-back; exit 9; fi`,
     `date -Is > ${D}/confirmed`,
     `systemctl stop ${timerUnit(gen)}.timer >/dev/null 2>&1 || true`,
@@ -273,5 +248,5 @@ export function confirmScript(gen: number, backend: Backend, fence?: number): st
 
 /** Remove what a failed stage left (before anything was swapped). */
 export function discardScript(gen: number, changes: FileChange[], fence?: number): string {
-  return [...HEAD, ...locked(fence), `rm -f ${changes.map((c) => q(stagedPath(c.path, gen))).join(' ') || '/dev/null'}`, `rm -rf "$G/${gen}" "$G/${gen}.tmp"`].join('\n') + '\n'
+  return [...HEAD, ...lockedLines(fence), `rm -f ${changes.map((c) => q(stagedPath(c.path, gen))).join(' ') || '/dev/null'}`, `rm -rf "$G/${gen}" "$G/${gen}.tmp"`].join('\n') + '\n'
 }

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { HafwError, InvalidInputError, reporter, sleep, throwIfAborted, type Operation, type SourceIssue } from '@hafw/core'
 import { peerOf, type Model, type NodeModel, type PairModel } from '@hafw/inventory'
 import { labProbes, type LabProbe } from '@hafw/lab'
+import { FENCED_EXIT, fencedBy, lockedLines } from '@hafw/plan'
 import { pairNodeView } from '@hafw/render'
 import { shellQuote } from '@hafw/transport'
 import { describe as describeVerify, parseFlowsSync, SessionPool, verifyPairModel, type PairVerifyResult, type Problem } from '@hafw/verify'
@@ -101,7 +102,7 @@ interface RawPhase {
   live?: { before: LiveFlow[]; after: LiveFlow[] }
 }
 
-export const runDrill: Operation<DrillInput, DrillResult> = async (input, progress, signal) => {
+export const runDrill: Operation<DrillInput, DrillResult> = async (input, progress, signal, lease) => {
   const o = checkInput(input)
   const startedAt = new Date()
   const pair = input.pair
@@ -118,6 +119,15 @@ export const runDrill: Operation<DrillInput, DrillResult> = async (input, progre
     const r = await pool.run(node, (s) => s.exec('sh -s', { input: script + '\n', timeoutMs, signal }))
     for (const n of tagged(r.stdout, 'note')) notes.push(`${node.name}: ${n}`)
     for (const e of tagged(r.stdout, 'error')) notes.push(`${node.name}: ${e}`)
+    return r
+  }
+  // What breaks a node (arming its restore timer, the fault, a hand-over) carries the pair's
+  // fencing token under the node lock: a drill whose lock expired meanwhile is refused there.
+  // Restoring never is: a fault put in place must always be cleared.
+  const fence = lease?.fence[pair.name]
+  const act = async (node: NodeModel, script: string) => {
+    const r = await exec(node, [...lockedLines(fence), script].join('\n'))
+    if (r.code === FENCED_EXIT) throw new HafwError(`${node.name}: refused by the node's fence: a newer job changed it (fence ${fencedBy(r.stdout)} > this drill's ${fence}); the drill lost its pair lock`)
     return r
   }
   const toCtrl = (node: NodeModel, t: number) => Math.round(t - (offsets[node.name] ?? 0))
@@ -301,14 +311,14 @@ export const runDrill: Operation<DrillInput, DrillResult> = async (input, progre
     }
     notes.push(...fault.notes)
     const budgetS = 2 * (o.durationS + o.verifyDeadlineS) + 120
-    await exec(active, armScript(timerUnit, budgetS, fault.clear, `${active.name} after a ${mode} drill`))
+    await act(active, armScript(timerUnit, budgetS, fault.clear, `${active.name} after a ${mode} drill`))
     notes.push(`${active.name} armed ${timerUnit}.timer: it restores the node by itself ${budgetS} s after the trigger should hafw lose it`)
     throwIfAborted(signal)
 
     // Failover.
     const failover = await phase('failover', active, standby, async () => {
       st.fault = 'injected'
-      const r = await exec(active, fault!.inject)
+      const r = await act(active, fault!.inject)
       return { t: stamp(r.stdout) ?? toNode(active, Date.now()), node: active, detail: fault!.what }
     }, mode !== 'partition')
     phases.push(failover)
@@ -334,7 +344,7 @@ export const runDrill: Operation<DrillInput, DrillResult> = async (input, progre
         }
         const c = await clearFault(true)
         const back = await waitTransition(pool, active, 'backup', c.t - 1000, 15_000, signal)
-        const r = await exec(standby, `printf '@@t %s\\n' "$(date +%s%3N)"\nsystemctl restart keepalived.service`)
+        const r = await act(standby, `printf '@@t %s\\n' "$(date +%s%3N)"\nsystemctl restart keepalived.service`)
         return {
           t: stamp(r.stdout) ?? toNode(standby, Date.now()),
           node: standby,

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path'
-import { HafwError, InvalidInputError, type Progress, type SourceIssue } from '@hafw/core'
+import { HafwError, InvalidInputError, type Lease, type Progress, type SourceIssue } from '@hafw/core'
 import type { Model } from '@hafw/inventory'
 import { loadInventoryForLab } from '@hafw/lab'
 import { MODES, runDrill, type DrillInput, type DrillOptions } from './drill.js'
@@ -24,7 +24,7 @@ export async function loadForDrill(i: DrillJobInput): Promise<Model> {
   return (await loadInventoryForLab(i.file, i.overlay ? { overlay: i.overlay } : {})).model
 }
 
-export async function runDrillJob(input: DrillJobInput, progress: Progress, signal: AbortSignal, loadModel: (i: DrillJobInput) => Promise<Model> = loadForDrill): Promise<DrillResult> {
+export async function runDrillJob(input: DrillJobInput, progress: Progress, signal: AbortSignal, loadModel: (i: DrillJobInput) => Promise<Model> = loadForDrill, lease?: Lease): Promise<DrillResult> {
   const issues: SourceIssue[] = []
   const bad = (path: string, message: string) => issues.push({ file: '<drill job input>', line: 0, column: 0, path, message })
   if (typeof input?.file !== 'string' || !input.file) bad('file', 'expected the inventory file path')
@@ -38,5 +38,5 @@ export async function runDrillJob(input: DrillJobInput, progress: Progress, sign
   if (!pair) throw new HafwError(`${model.source}: no pair "${input.pair}" (pairs: ${model.pairs.map((p) => p.name).join(', ') || 'none'})`)
   const { file: _f, pair: _p, overlay: _o, ...rest } = input
   const di: DrillInput = { ...rest, site: model.site, source: model.source, pair }
-  return runDrill(di, progress, signal)
+  return runDrill(di, progress, signal, lease)
 }

@@ -12,6 +12,37 @@ import { shellQuote, type Session } from '@hafw/transport'
 /** Where hafw keeps its own state on a node. */
 export const NODE_DIR = '/var/lib/hafw'
 export const GENERATIONS = `${NODE_DIR}/generations`
+/** Serialises what changes a node (fd 9 under flock). */
+export const NODE_LOCK = `${NODE_DIR}/lock`
+/** The highest fencing token a job has changed the node with. */
+export const FENCE = `${NODE_DIR}/fence`
+/** Exit code of a node script that the fence refused. */
+export const FENCED_EXIT = 75
+
+/**
+ * Under the node lock: refuse a fencing token lower than the node's, else record it. A job
+ * whose pair lock expired while it stalled still believes it holds the pair; once a newer job
+ * has written to the node with a larger token, the node refuses the stale one ("@@fenced N").
+ * `token` is a number or a shell word holding one; none (a run outside the queue): no check.
+ */
+export function fenceLines(token: number | string | undefined): string[] {
+  if (token === undefined) return []
+  if (typeof token === 'number' && !(Number.isSafeInteger(token) && token > 0)) throw new HafwError(`fencing token must be a positive integer, found ${token}`)
+  return [
+    `t=${token}; case $t in '' | *[!0-9]*) echo "@@fenced bad token"; exit ${FENCED_EXIT} ;; esac`,
+    `f=$(cat ${FENCE} 2>/dev/null); case $f in '' | *[!0-9]*) f=0 ;; esac`,
+    `if [ "$f" -gt "$t" ]; then echo "@@fenced $f"; exit ${FENCED_EXIT}; fi`,
+    `[ "$f" = "$t" ] || { echo "$t" > ${FENCE}.tmp && mv -f ${FENCE}.tmp ${FENCE}; }`,
+  ]
+}
+
+/** The first lines of a script that changes a node: take the node lock, pass the fence. */
+export function lockedLines(fence: number | undefined): string[] {
+  return [`mkdir -p ${NODE_DIR}`, `exec 9>${NODE_LOCK}`, 'flock 9', ...fenceLines(fence)]
+}
+
+/** The token the node holds, from a fenced script's output. */
+export const fencedBy = (out: string): string | null => /^@@fenced (.*)$/m.exec(out)?.[1] ?? null
 export type Backend = 'iptables' | 'nftables'
 export const LIVE_KINDS = ['ruleset', 'routes', 'rules'] as const
 export type LiveKind = (typeof LIVE_KINDS)[number]

@@ -31,8 +31,8 @@ const verify = registerOperation<VerifyInput, VerifyResult>(
  */
 const drill = registerOperation<DrillJobInput, DrillResult>(
   'drill',
-  async (input, progress, signal) => {
-    const r = await runDrillJob(input, progress, signal, (i) => loadModelForCli(i.file, i.overlay ? { overlay: i.overlay } : {}))
+  async (input, progress, signal, lease) => {
+    const r = await runDrillJob(input, progress, signal, (i) => loadModelForCli(i.file, i.overlay ? { overlay: i.overlay } : {}), lease)
     const saved = await saveReport(r)
     progress({ t: Date.now(), level: 'info', scope: r.pair, message: `drill ${r.verdict.toUpperCase()}; saved as report ${saved.id} (${saved.html})` })
     return r
