@@ -59,7 +59,7 @@ import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parse, stringify } from 'yaml'
 import { exec, sleep, stderrProgress, which } from '@hafw/core'
-import { DEFAULTS, masterDownMs, runDrillJob, type DrillMode, type DrillResult, type FlowSummary, type PhaseResult } from '@hafw/drill'
+import { DEFAULTS, explainedByWitnessStall, masterDownMs, runDrillJob, type DrillMode, type DrillResult, type FlowSummary, type PhaseResult } from '@hafw/drill'
 import { loadInventory } from '@hafw/inventory'
 import { labDown, labExec, labProbes, labUp, type LabProbe } from '@hafw/lab'
 import { stopEmbeddedRedis } from '@hafw/queue'
@@ -70,6 +70,8 @@ const FAILBACK = process.env.FAILBACK !== '0'
 const ROUNDS = Number(process.env.ROUNDS ?? 1)
 const MODES: DrillMode[] = ['graceful', 'crash']
 const TOLERANCE_MS = 50
+/** the witness's gapMinMs: stalls at least this long are listed (1.5 x the interval) */
+const GAP_MIN_MS = Math.round(1.5 * DEFAULTS.intervalMs)
 /** the whole bench, lab boot included */
 const LIMIT_MS = Number(process.env.LIMIT_S ?? 1500) * 1000
 const SITE = `cap${process.pid}`
@@ -348,12 +350,13 @@ interface Window {
  * `until`: as the witness does for a flow that was not reset, the silence after the last delivery
  * up to its last send counts as a gap too.
  */
-function worstGap(deliveries: number[], w: Window, until?: number): { ms: number; start: number } | null {
+function worstGap(deliveries: number[], w: Window, until?: number, stalls: Window[] = []): { ms: number; start: number } | null {
   const ts = until !== undefined && deliveries.length && deliveries.at(-1)! < until ? [...deliveries, until] : deliveries
   let best: { ms: number; start: number } | null = null
   for (let i = 1; i < ts.length; i++) {
     const a = ts[i - 1]!
     const b = ts[i]!
+    if (b - a >= GAP_MIN_MS && explainedByWitnessStall({ start: a, end: b }, stalls, DEFAULTS.intervalMs)) continue
     if (b > w.start && a < w.end && (!best || b - a > best.ms)) best = { ms: b - a, start: a }
   }
   return best
@@ -438,10 +441,17 @@ interface Joined {
 function comparePhase(mode: DrillMode, ph: PhaseResult, w: Window, cli: Map<string, CapFlow>, srv: Map<string, CapFlow>, clientIp: string, lastSend: number): void {
   const byId = new Map([...cli.values()].filter((f) => f.id !== null).map((f) => [f.id!, f]))
   const srvByPort = new Map([...srv.values()].map((f) => [`${f.proto}:${f.clientPort}`, f]))
+  // The witness process's own stalls, as the wire shows them: no UDP message left the client
+  // (any flow) for GAP_MIN_MS or more. The drill discounts the gaps its own stalls explain (its
+  // event loop ran late); the same rule on this independent evidence.
+  const sends = [...cli.values()].filter((f) => f.proto === 'udp').flatMap((f) => f.sends).sort((a, b) => a - b)
+  const stalls: Window[] = []
+  // late by GAP_MIN_MS, as the witness's own tick counts it
+  for (let i = 1; i < sends.length; i++) if (sends[i]! - sends[i - 1]! >= DEFAULTS.intervalMs + GAP_MIN_MS) stalls.push({ start: sends[i - 1]!, end: sends[i]! })
   const rows: Joined[] = ph.per_flow.map((d) => {
     const c = byId.get(d.id)
     const s = c ? srvByPort.get(`${c.proto}:${c.clientPort}`) : undefined
-    const g = c ? worstGap(c.deliveries, w, d.reset ? undefined : lastSend) : null
+    const g = c ? worstGap(c.deliveries, w, d.reset ? undefined : lastSend, stalls) : null
     const rst = c ? c.rsts.filter((t) => inWin(t, w)).length : 0
     const fin = c ? c.fins.filter((t) => inWin(t, w)).length : 0
     return {
@@ -494,6 +504,8 @@ function comparePhase(mode: DrillMode, ph: PhaseResult, w: Window, cli: Map<stri
     `worst TCP stall ${fmt(dTcp)} vs ${fmt(cTcp)} ${verdict(dTcp === null || (cTcp !== null && Math.abs(cTcp - dTcp) <= TOLERANCE_MS))}; ` +
     `flows.reset ${ph.flows.reset}/${ph.flows.total} vs capture ${capResets}/${rows.length} (flows with a RST at the client: ${rstFlows}, RST packets ${rows.reduce((a, r) => a + r.rsts, 0)} client / ${rows.reduce((a, r) => a + r.srvRsts, 0)} server) ${verdict(ph.flows.reset === capResets)}`)
   const worst = (xs: (number | null)[]) => (xs.some((x) => x !== null) ? Math.max(...xs.map((x) => x ?? 0)) : null)
+  const mine = stalls.filter((x) => x.end > w.start && x.start < w.end)
+  console.log(`  witness stalls: the client sent nothing ${mine.length} time(s) for ${DEFAULTS.intervalMs + GAP_MIN_MS} ms or more (worst ${fmt(worst(mine.map((x) => x.end - x.start)))} ms); gaps inside them are not data-plane gaps, here as in the drill`)
   console.log(`  capture only: worst stall of the client's own UDP sends ${fmt(worst(rows.filter((r) => r.d.proto === 'udp').map((r) => r.sendGap)))} ms; worst UDP loss span (data-plane outage, sender stalls excluded) ${fmt(worst(rows.map((r) => r.loss)))} ms; worst request gap at the server ${fmt(worst(rows.map((r) => r.srvGap)))} ms`)
   const extra = [...cli.values()].filter((f) => f.id !== null && !ph.per_flow.some((d) => d.id === f.id) && f.rsts.some((t) => inWin(t, w)))
   if (extra.length) console.log(`  note: ${extra.length} witness flow(s) the drill did not count in this phase have RSTs in it: ${extra.map((f) => `#${f.id}`).join(', ')}`)

@@ -159,6 +159,21 @@ describe('phases and verdict', () => {
     expect(failback.stuck.map((f) => f.id)).toEqual([4])
   })
 
+  it('gaps the witness\'s own stalls explain (CPU on the probe host) are not data-plane gaps; an outage is kept whole', () => {
+    // a 100 ms stall of the witness process 5 s after the takeover, and one inside the outage
+    const r = { ...record([
+      { proto: 'udp', gaps: [{ start: 10_400, end: 10_430 }, { start: 15_010, end: 15_115 }] },
+      { proto: 'udp', gaps: [{ start: 10_390, end: 10_440 }, { start: 15_000, end: 15_120 }] },
+      { proto: 'udp', gaps: [{ start: 20_000, end: 23_300 }] },
+    ]), stalls: [{ start: 15_020, end: 15_110 }, { start: 21_000, end: 21_400 }] }
+    const f = phaseFlows(r, { start: 10_000, end: 30_000, takeover: 10_420 })
+    expect(f.gap_ms).toBe(3300)
+    expect(f.per_flow.map((x) => x.max_gap_ms)).toEqual([30, 50, 3300])
+    expect(f.selfStalls).toEqual({ count: 2, worstMs: 400 })
+    // without the record of its stalls (older witnesses): counted as before
+    expect(phaseFlows({ ...r, stalls: undefined }, { start: 10_000, end: 20_000, takeover: 10_420 }).per_flow.map((x) => x.max_gap_ms)).toEqual([105, 120, 20])
+  })
+
   it('a flow back just before the next trigger is not stuck; one silent across it is', () => {
     // the lab's link drill under load: TCP back with its 6.6 s retransmission 830 ms before the failback
     const r = { ...record([
@@ -239,7 +254,10 @@ describe('the witness process', () => {
     udp.close()
     expect(ready).toHaveLength(3)
     const [a, b, u] = w.flows as [WitnessResult['flows'][0], WitnessResult['flows'][0], WitnessResult['flows'][0]]
-    expect(a).toMatchObject({ proto: 'tcp', reset: true, error: 'ECONNRESET' })
+    expect(a).toMatchObject({ proto: 'tcp', reset: true })
+    // Node reports the RST as ECONNRESET, or now and then (1 run in 25 with the machine busy) as
+    // a close without an error: the witness counts both as a reset; the drill says "closed by the peer".
+    expect([undefined, 'ECONNRESET']).toContain(a.error)
     expect(a.resetAt).toBeGreaterThan(w.startedAt + 800)
     expect(b).toMatchObject({ proto: 'tcp', reset: false })
     for (const f of [b, u]) {

@@ -157,7 +157,9 @@ describe('workers in separate processes', () => {
     await spawn(q)
     const detached = await q.submit(local, { n: 1 })
     await until(async () => (await q.logs(detached)).some((e) => /operation "test.local" is not registered on worker .*: left to another worker/.test(e.message)), 10_000, 'the worker to hand it back')
-    expect(await q.queue.getJobState(detached)).toBe('delayed')
+    // The event is written before the job is moved back (and the job comes round again every
+    // lockWaitMs): wait for the state rather than reading it once.
+    await until(async () => (await q.queue.getJobState(detached)) === 'delayed', 10_000, 'the job to be handed back (delayed)')
     // A CLI that knows it (no capable worker listens) runs it itself.
     expect(await q.wait(detached)).toEqual({ doubled: 2, pid: process.pid })
     const r = await q.submitAndWait(local, { n: 21 })

@@ -33,10 +33,22 @@ export interface PhaseFlows {
   allFlowing: number | null
   /** flows that stalled across the takeover */
   stalled: number
+  /** the witness's own stalls (CPU) in the phase: the flows' gaps they explain are not counted */
+  selfStalls: { count: number; worstMs: number }
 }
 
 function inside(t: number, w: PhaseWindow) {
   return t >= w.start && t < w.end
+}
+
+/**
+ * A flow's gap that one of the witness's own stalls explains: it lies within the stall, give or
+ * take the interval the last echo before it and the first after it may be apart from its edges.
+ * A path outage is longer than any stall it overlaps and is kept whole.
+ */
+export function explainedByWitnessStall(g: { start: number; end: number }, stalls: readonly { start: number; end: number }[], intervalMs: number): boolean {
+  const slack = 2 * intervalMs
+  return stalls.some((s) => g.start >= s.start - slack && g.end <= s.end + slack)
 }
 
 const worstOf = (fs: FlowSummary[]) => (fs.length ? Math.max(...fs.map((f) => f.max_gap_ms)) : null)
@@ -51,7 +63,7 @@ export function phaseFlows(w: WitnessResult, win: PhaseWindow): PhaseFlows {
   for (const f of w.flows) {
     // Reset in an earlier phase: not a witness of this one.
     if (f.reset && (f.resetAt ?? 0) < win.start && f.resetAt !== undefined) continue
-    const gaps = (f.gaps ?? []).filter((g) => g.end > win.start && g.start < win.end)
+    const gaps = (f.gaps ?? []).filter((g) => g.end > win.start && g.start < win.end && !explainedByWitnessStall(g, w.stalls ?? [], w.intervalMs))
     const worst = gaps.reduce<{ start: number; end: number } | undefined>((a, g) => (!a || g.end - g.start > a.end - a.start ? g : a), undefined)
     const reset = f.reset && (f.resetAt === undefined || inside(f.resetAt, win))
     const lost = (f.lostAt ?? []).filter((t) => inside(t, win)).length
@@ -80,6 +92,10 @@ export function phaseFlows(w: WitnessResult, win: PhaseWindow): PhaseFlows {
     firstPacket: ends.length ? Math.min(...ends) : null,
     allFlowing: ends.length ? Math.max(...ends) : null,
     stalled: ends.length,
+    selfStalls: (() => {
+      const mine = (w.stalls ?? []).filter((s) => s.end > win.start && s.start < win.end)
+      return { count: mine.length, worstMs: mine.reduce((m, s) => Math.max(m, s.end - s.start), 0) }
+    })(),
   }
 }
 

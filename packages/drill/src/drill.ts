@@ -415,6 +415,7 @@ export const runDrill: Operation<DrillInput, DrillResult> = async (input, progre
       const f = phaseFlows(witnessResult, { start: p.trigger, end, takeover: p.takeover })
       Object.assign(result, { per_flow: f.per_flow, flows: f.flows, gap_ms: f.gap_ms })
       stuck = f.stuck
+      if (f.selfStalls.count) notes.push(`${p.name}: the witness itself stalled ${f.selfStalls.count} time(s), up to ${f.selfStalls.worstMs} ms (CPU on the probe host: it neither sent nor read); the flows' gaps inside those stalls are not counted as data-plane gaps`)
       if (f.tcpGap !== null && f.gap_ms !== null && f.tcpGap > f.gap_ms) notes.push(`${p.name}: worst TCP stall ${f.tcpGap} ms (a TCP flow waits for its next retransmission, whose timer doubled while the path was down; the data-plane gap is the UDP witnesses' ${f.gap_ms} ms)`)
       if (f.firstPacket !== null) p.timeline.push({ event: 'first_packet', node: p.to.name, t: f.firstPacket, detail: `first witness echo after the VIPs moved to ${p.to.name} (${f.stalled} of ${f.flows.total} flows stalled across the move)` })
       if (f.allFlowing !== null && f.stalled > 1) p.timeline.push({ event: 'flows_recovered', node: p.to.name, t: f.allFlowing, detail: `all ${f.stalled} stalled flows flowing again` })

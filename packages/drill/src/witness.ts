@@ -69,6 +69,12 @@ export interface WitnessResult {
   endedAt: number
   /** when sending stopped: a flow still silent then has its last gap closed exactly here */
   sendEndedAt?: number
+  /**
+   * The witness's own stalls: its event loop ran late by at least gapMinMs (CPU starvation on
+   * the probe host). It neither sent nor read then, so every flow shows an echo gap of about
+   * that length whatever the network did.
+   */
+  stalls?: Gap[]
   intervalMs: number
   flows: FlowResult[]
 }
@@ -244,6 +250,15 @@ export async function runWitness(spec: WitnessSpec, signal?: AbortSignal, hooks:
     }
   }
 
+  // The event loop's own lateness: a tick every interval, a stall when one comes gapMin late.
+  const stalls: Gap[] = []
+  let tick = Date.now()
+  timers.push(setInterval(() => {
+    const now = Date.now()
+    if (now - tick - spec.intervalMs >= gapMin && stalls.length < MAX_GAPS) stalls.push({ start: tick, end: now })
+    tick = now
+  }, spec.intervalMs))
+
   await new Promise<void>((resolve) => {
     const done = () => resolve()
     const t = setTimeout(done, spec.durationMs)
@@ -260,7 +275,7 @@ export async function runWitness(spec: WitnessSpec, signal?: AbortSignal, hooks:
   const endedAt = Date.now()
   const results = flows.map((f) => f.result(lastSend))
   for (const c of closers) c()
-  return { startedAt, endedAt, sendEndedAt: lastSend, intervalMs: spec.intervalMs, flows: results }
+  return { startedAt, endedAt, sendEndedAt: lastSend, stalls, intervalMs: spec.intervalMs, flows: results }
 }
 
 // Run as a program: node witness.js '<spec json>'
