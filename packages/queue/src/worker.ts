@@ -1,4 +1,5 @@
 import { DelayedError, UnrecoverableError, WaitingChildrenError, Worker, type Job } from 'bullmq'
+import { setMaxListeners } from 'node:events'
 import { hostname } from 'node:os'
 import { randomBytes } from 'node:crypto'
 import { HafwError, type Progress } from '@hafw/core'
@@ -48,6 +49,8 @@ export async function startWorker(q: JobQueue, opts: WorkerOptions = {}): Promis
   const t = q.timings
   const concurrency = Math.max(1, opts.concurrency ?? 1)
   const shutdown = new AbortController()
+  // one listener per running job
+  setMaxListeners(0, shutdown.signal)
   const log = opts.log
   const echo = log ? (e: JobEvent) => log({ ...e, level: e.kind === 'op' && e.level === 'info' ? 'debug' : e.level, scope: `job ${e.job}${e.scope ? ` ${e.scope}` : ''}` }) : undefined
   let active = 0
@@ -92,6 +95,9 @@ export async function startWorker(q: JobQueue, opts: WorkerOptions = {}): Promis
     }
 
     const ac = new AbortController()
+    // One listener per concurrent remote command of the run (a rollout's gate polls, parallel
+    // stages): many by design, not a leak (each is removed when its command ends).
+    setMaxListeners(0, ac.signal)
     const held = await q.locks.tryAcquire(pairs, `job ${job.id} on ${id}`, (why) => ac.abort(new HafwError(why, { transient: true })))
     if (!held.ok) {
       // Wait without holding a worker slot and without spending an attempt: back to the
