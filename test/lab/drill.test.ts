@@ -204,7 +204,10 @@ describe.skipIf(!isRoot)('drills on a real pair', () => {
       const r = await drill({ mode: 'crash', force: true, verifyDeadlineS: 5 })
       expect(r.verdict).toBe('fail')
       const why = r.reasons.join('\n')
-      expect(why).toMatch(/^only 0 of 20 witness flows had reached fw1b's external cache before the trigger/)
+      // Not always 0: the check matches flows by client port, and an entry an earlier drill left
+      // in fw1b's external cache (TIME_WAIT) can carry a port the witness reuses (seen once: 1 of 20).
+      const seen = Number(/^only (\d+) of 20 witness flows had reached fw1b's external cache before the trigger/.exec(why)?.[1] ?? NaN)
+      expect(seen, why).toBeLessThanOrEqual(2)
       expect(why).toMatch(/witness flows had not recovered when failover ended \(TCP/)
       expect(why).toMatch(/verify failed after failover: NOT converged.*no sync message received/)
       expect(r.notes.join('\n')).toMatch(/preflight verify failed, drilled anyway \(--force\)/)
