@@ -129,7 +129,7 @@ describe.skipIf(!isRoot)('apply: HA-aware rollout with on-host rollback in the l
     expect(seen).toBeGreaterThan(1_700_000_000_000)
     const { model: m } = await loadInventoryForLab(vip)
     // the stale job: it still believes it holds edge1, with the token it got before the last apply
-    const stale = { fence: { edge1: seen - 1 }, check: async () => {} }
+    const stale = { fence: { edge1: seen - 1 } }
     const err = await applyPair({ site: SITE, source: vip, pair: m.pairs.find((x) => x.name === 'edge1')! }, () => {}, AbortSignal.timeout(120_000), stale).catch((e: Error) => e)
     expect(err).toBeInstanceOf(Error)
     expect((err as Error).message).toMatch(new RegExp(`refused by the node's fence: a newer job changed it \\(fence ${seen} > this job's ${seen - 1}\\)`))

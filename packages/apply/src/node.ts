@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { HafwError } from '@hafw/core'
 import type { FirewallModel, SyncModel } from '@hafw/inventory'
-import { FENCED_EXIT, fencedBy, GENERATIONS, NODE_DIR, type NodePlan, type NodeState } from '@hafw/plan'
+import { fenceRefusal, GENERATIONS, NODE_DIR, type NodePlan, type NodeState } from '@hafw/plan'
 import { manifest, type Manifest, type RenderedFile, type RenderedNode } from '@hafw/render'
 import { shellQuote as q, type Session } from '@hafw/transport'
 import { confirmScript, discardScript, rollbackScript, stageScript, swapScript, timerUnit } from './scripts.js'
@@ -26,11 +26,6 @@ export interface NodeCtx {
   fence?: number
 }
 
-/** The node refused the job's fencing token: a newer job has changed it since. */
-function fenced(c: NodeCtx, what: string, out: string): HafwError {
-  const seen = fencedBy(out) ?? '?'
-  return new HafwError(`${c.name}: ${what} refused by the node's fence: a newer job changed it (fence ${seen} > this job's ${c.fence}); this job lost its pair lock and must not touch the pair`)
-}
 
 /** What the node steps need of a pair or a host (hosts have no conntrack sync). */
 export interface ApplyTarget {
@@ -50,7 +45,8 @@ export async function stage(c: NodeCtx, pair: ApplyTarget, signal: AbortSignal):
   const rb = rollbackScript({ ...common, steps: c.plan.steps, enable: c.plan.enable, start: c.plan.start, ...(resync ? { resync } : {}) })
   const script = stageScript({ ...common, files: c.target.files, manifestJson: JSON.stringify({ ...manifest(c.target), generation: gen }, null, 2) + '\n', rollback: rb, fence: c.fence })
   const r = await c.session.exec('sh -s', { input: script, timeoutMs: 120_000, signal })
-  if (r.code === FENCED_EXIT) throw fenced(c, `staging generation ${gen}`, r.stdout)
+  const refused = fenceRefusal(c.name, `staging generation ${gen}`, r, c.fence)
+  if (refused) throw refused
   if (r.code === 3) {
     const fails = r.stdout.split('\n@@check FAIL ').slice(1).map((b) => {
       const [head = '', ...rest] = b.split('\n')
@@ -95,7 +91,8 @@ export async function swap(c: NodeCtx, confirmTimeoutS: number, extraStart: stri
     out = r.stdout
     code = r.code
     // refused before the timer was armed: nothing changed
-    if (code === FENCED_EXIT) return { ok: false, armed: false, steps: [], error: fenced(c, `swapping in generation ${c.gen}`, out).message }
+    const refused = fenceRefusal(c.name, `swapping in generation ${c.gen}`, r, c.fence)
+    if (refused) return { ok: false, armed: false, steps: [], error: refused.message }
     if (code !== 0) out += `\n${r.stderr}`
   } catch (e) {
     return { ok: false, armed: true, steps: parseSteps(out), error: (e as Error).message }
@@ -115,7 +112,8 @@ function parseSteps(out: string): SwapResult['steps'] {
 /** Disarm and record; false when the timer had already rolled the generation back. */
 export async function confirm(c: NodeCtx, pair: ApplyTarget, signal: AbortSignal): Promise<boolean> {
   const r = await c.session.exec('sh -s', { input: confirmScript(c.gen!, pair.firewall.backend, c.fence), timeoutMs: 30_000, signal })
-  if (r.code === FENCED_EXIT) throw fenced(c, `confirming generation ${c.gen}`, r.stdout)
+  const refused = fenceRefusal(c.name, `confirming generation ${c.gen}`, r, c.fence)
+  if (refused) throw refused
   if (r.code === 9) return false
   if (r.code !== 0) throw new HafwError(`${c.name}: confirming generation ${c.gen} failed (exit ${r.code}): ${r.stderr.trim()}`)
   return true

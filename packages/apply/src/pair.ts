@@ -134,6 +134,7 @@ export const applyPair: Operation<ApplyInput, PairApplyResult> = async (input, p
     log.debug(`phase: connected in ${Date.now() - t0} ms`)
 
     // What each node should get: the rendered inventory, or a generation it keeps.
+    const fence = lease?.fence[name]
     const ctxs: NodeCtx[] = await Promise.all(
       nodes.map(async (n) => {
         const s = sessions[n.name]!
@@ -146,7 +147,6 @@ export const applyPair: Operation<ApplyInput, PairApplyResult> = async (input, p
         } else target = rendered![n.name]!
         const { paths, units } = readSpec(target)
         const state = await readNodeState(s, paths, units, owner.firewall.backend, signal)
-        const fence = lease?.fence[name]
         return { name: n.name, session: s, target, state, plan: planNode(target, state), ...(fence !== undefined ? { fence } : {}) }
       }),
     )

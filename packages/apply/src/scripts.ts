@@ -1,6 +1,6 @@
 import { dirname, basename } from 'node:path'
 import type { RenderedFile } from '@hafw/render'
-import { fenceLines, GENERATIONS, liveFunctions, lockedLines, NODE_DIR, NODE_LOCK, LIVE_KINDS, type Backend, type FileChange, type ServiceStep } from '@hafw/plan'
+import { fenceLines, GENERATIONS, liveFunctions, lockedLines, NODE_DIR, LIVE_KINDS, type Backend, type FileChange, type ServiceStep } from '@hafw/plan'
 import { shellQuote as q } from '@hafw/transport'
 
 /*
@@ -176,8 +176,7 @@ export function rollbackScript(s: { gen: number; prev: number | null; backend: B
     '#!/bin/sh',
     `# hafw: undo generation ${s.gen} (back to ${s.prev ?? 'the state before hafw'}) unless it was confirmed.`,
     ...HEAD,
-    `exec 9>${NODE_LOCK}`,
-    'flock 9',
+    ...lockedLines(undefined),
     // HAFW_FENCE: hafw runs it now (not the timer) for a job holding that token
     'if [ -n "${HAFW_FENCE:-}" ]; then',
     ...fenceLines('$HAFW_FENCE'),

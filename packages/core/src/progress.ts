@@ -26,8 +26,6 @@ export type Progress = (e: ProgressEvent) => void
 export interface Lease {
   /** Fencing token per locked pair: every later holder of a pair gets a larger one. */
   readonly fence: Readonly<Record<string, number>>
-  /** Rejects unless every lock is still this run's (a Redis round trip). */
-  check(): Promise<void>
 }
 
 export type Operation<I, R> = (input: I, progress: Progress, signal: AbortSignal, lease?: Lease) => Promise<R>

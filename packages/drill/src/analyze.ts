@@ -82,6 +82,7 @@ export function phaseFlows(w: WitnessResult, win: PhaseWindow): PhaseFlows {
   const alive = per_flow.filter((f) => !f.reset)
   const udp = alive.filter((f) => f.proto === 'udp')
   const tcp = alive.filter((f) => f.proto === 'tcp')
+  const mine = (w.stalls ?? []).filter((s) => s.end > win.start && s.start < win.end)
   return {
     per_flow,
     // kept: neither reset nor stalled for good
@@ -92,10 +93,7 @@ export function phaseFlows(w: WitnessResult, win: PhaseWindow): PhaseFlows {
     firstPacket: ends.length ? Math.min(...ends) : null,
     allFlowing: ends.length ? Math.max(...ends) : null,
     stalled: ends.length,
-    selfStalls: (() => {
-      const mine = (w.stalls ?? []).filter((s) => s.end > win.start && s.start < win.end)
-      return { count: mine.length, worstMs: mine.reduce((m, s) => Math.max(m, s.end - s.start), 0) }
-    })(),
+    selfStalls: { count: mine.length, worstMs: mine.reduce((m, s) => Math.max(m, s.end - s.start), 0) },
   }
 }
 

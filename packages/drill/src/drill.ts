@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { HafwError, InvalidInputError, reporter, sleep, throwIfAborted, type Operation, type SourceIssue } from '@hafw/core'
 import { peerOf, type Model, type NodeModel, type PairModel } from '@hafw/inventory'
 import { labProbes, type LabProbe } from '@hafw/lab'
-import { FENCED_EXIT, fencedBy, lockedLines } from '@hafw/plan'
+import { fenceRefusal, lockedLines } from '@hafw/plan'
 import { pairNodeView } from '@hafw/render'
 import { shellQuote } from '@hafw/transport'
 import { describe as describeVerify, parseFlowsSync, SessionPool, verifyPairModel, type PairVerifyResult, type Problem } from '@hafw/verify'
@@ -127,7 +127,8 @@ export const runDrill: Operation<DrillInput, DrillResult> = async (input, progre
   const fence = lease?.fence[pair.name]
   const act = async (node: NodeModel, script: string) => {
     const r = await exec(node, [...lockedLines(fence), script].join('\n'))
-    if (r.code === FENCED_EXIT) throw new HafwError(`${node.name}: refused by the node's fence: a newer job changed it (fence ${fencedBy(r.stdout)} > this drill's ${fence}); the drill lost its pair lock`)
+    const refused = fenceRefusal(node.name, 'a drill step', r, fence)
+    if (refused) throw refused
     return r
   }
   const toCtrl = (node: NodeModel, t: number) => Math.round(t - (offsets[node.name] ?? 0))

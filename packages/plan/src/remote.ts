@@ -41,8 +41,12 @@ export function lockedLines(fence: number | undefined): string[] {
   return [`mkdir -p ${NODE_DIR}`, `exec 9>${NODE_LOCK}`, 'flock 9', ...fenceLines(fence)]
 }
 
-/** The token the node holds, from a fenced script's output. */
-export const fencedBy = (out: string): string | null => /^@@fenced (.*)$/m.exec(out)?.[1] ?? null
+/** A script's result, as an error when the node's fence refused it (exit FENCED_EXIT). */
+export function fenceRefusal(node: string, what: string, r: { code: number; stdout: string }, fence: number | undefined): HafwError | null {
+  if (r.code !== FENCED_EXIT) return null
+  const seen = /^@@fenced (.*)$/m.exec(r.stdout)?.[1] ?? '?'
+  return new HafwError(`${node}: ${what} refused by the node's fence: a newer job changed it (fence ${seen} > this job's ${fence}); this job lost its pair lock and must not touch the pair`)
+}
 export type Backend = 'iptables' | 'nftables'
 export const LIVE_KINDS = ['ruleset', 'routes', 'rules'] as const
 export type LiveKind = (typeof LIVE_KINDS)[number]

@@ -101,7 +101,7 @@ export async function startWorker(q: JobQueue, opts: WorkerOptions = {}): Promis
     const held = await q.locks.tryAcquire(pairs, `job ${job.id} on ${id}`, (why) => ac.abort(new HafwError(why, { transient: true })))
     if (!held.ok) {
       // Wait without holding a worker slot and without spending an attempt: back to the
-      // delayed set, re-checked after lockWaitMs or sooner when the holder releases the pair.
+      // delayed set, woken when the holder releases the pair.
       const wait = q.key('lockwait', held.pair)
       const [[, first], [, rank]] = (await q.redis.multi().zadd(wait, 'NX', Date.now(), job.id!).zrank(wait, job.id!).exec())! as [[null, number], [null, number | null]]
       if (first) events.emit('wait', 'info', `waiting for pair ${held.pair}: held by ${held.holder}`, scope)
