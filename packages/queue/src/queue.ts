@@ -1,10 +1,11 @@
-import { FlowProducer, Job, Queue, type JobsOptions, type JobState } from 'bullmq'
+import type { JobsOptions, JobState } from 'bullmq'
+import { FlowProducer, Job, Queue } from './deps.js'
 export type { JobState }
 import type { Redis } from 'ioredis'
 import { hostname, userInfo } from 'node:os'
 import { HafwError, type Progress } from '@hafw/core'
 import { assertReachable, connect, resolveRedis, type RedisTarget } from './redis.js'
-import { assertNoSecrets, getOperation, pairsFor, ROLLOUT, type OperationRef, type RegisteredOperation } from './registry.js'
+import { assertNoSecrets, loadOperation, pairsFor, ROLLOUT, type OperationRef, type RegisteredOperation } from './registry.js'
 import { PairLocks } from './lock.js'
 import { deserializeError, type JobError } from './errors.js'
 import { formatEvent, readEvents, toProgressEvent, type JobEvent } from './events.js'
@@ -210,7 +211,7 @@ export class JobQueue {
 
   /** Submit one operation run; returns the job id. The input is checked (pairs, no secrets) here. */
   async submit<I>(op: string | OperationRef<I, unknown>, input: I, opts: SubmitOptions = {}): Promise<string> {
-    const spec = requireOperation(typeof op === 'string' ? op : op.name)
+    const spec = await requireOperation(typeof op === 'string' ? op : op.name)
     const pairs = pairsFor(spec, input)
     assertNoSecrets(input)
     const data: JobData = { input, pairs, by: submitter() }
@@ -491,7 +492,7 @@ export class JobQueue {
    */
   async addSchedule(s: { id: string; op: string; input: unknown; cron: string; tz?: string; pairs?: string[] }): Promise<ScheduleInfo> {
     if (!/^[A-Za-z0-9_.-]{1,100}$/.test(s.id)) throw new HafwError(`schedule name "${s.id}": expected letters, digits, ".", "_" or "-"`)
-    const spec = getOperation(s.op)
+    const spec = await loadOperation(s.op)
     const pairs = spec ? pairsFor(spec, s.input) : (s.pairs ?? [])
     assertNoSecrets(s.input)
     const data: JobData = { input: s.input, pairs, by: submitter() }
@@ -522,8 +523,8 @@ export class JobQueue {
   }
 }
 
-export function requireOperation(name: string): RegisteredOperation {
-  const spec = getOperation(name)
+export async function requireOperation(name: string): Promise<RegisteredOperation> {
+  const spec = await loadOperation(name)
   if (!spec) throw new HafwError(`unknown operation "${name}" (not registered in this process)`)
   return spec
 }

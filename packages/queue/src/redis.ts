@@ -1,4 +1,5 @@
-import { Redis, type RedisOptions } from 'ioredis'
+import type { RedisOptions } from 'ioredis'
+import { Redis } from './deps.js'
 import { createConnection } from 'node:net'
 import { readFileSync } from 'node:fs'
 import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises'

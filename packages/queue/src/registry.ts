@@ -53,8 +53,40 @@ export function getOperation(name: string): RegisteredOperation | undefined {
   return ops.get(name)
 }
 
+/** Operations declared by name whose module (which registers them) is imported on first use. */
+const lazy = new Map<string, () => Promise<unknown>>()
+
+/**
+ * Declare operations that `load` registers (by importing their module), without loading it yet:
+ * a CLI run submits or runs one operation, and importing every operation's code up front cost
+ * most of its start-up (bench/cli-start.ts). Declared names count as known everywhere.
+ */
+export function declareOperations(names: string[], load: () => Promise<unknown>): void {
+  for (const name of names) {
+    if (!NAME.test(name) || name === ROLLOUT) throw new HafwError(`operation name "${name}": expected lower-case letters, digits, ".", "_" or "-" (and not "${ROLLOUT}")`)
+    lazy.set(name, load)
+  }
+}
+
+/** The operation, importing its module first when it was only declared; undefined when unknown. */
+export async function loadOperation(name: string): Promise<RegisteredOperation | undefined> {
+  const have = ops.get(name)
+  if (have) return have
+  const load = lazy.get(name)
+  if (!load) return undefined
+  await load()
+  const op = ops.get(name)
+  if (!op) throw new HafwError(`operation "${name}" was declared, but loading its module did not register it`)
+  return op
+}
+
+/** Load every declared operation (a long-running worker: fail at start, not at the first job). */
+export async function loadAllOperations(): Promise<void> {
+  await Promise.all([...lazy.keys()].map((name) => loadOperation(name)))
+}
+
 export function operationNames(): string[] {
-  return [...ops.keys()].sort()
+  return [...new Set([...ops.keys(), ...lazy.keys()])].sort()
 }
 
 /** The operation's pairs, checked, de-duplicated and sorted (locks are taken in this order). */

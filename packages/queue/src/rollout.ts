@@ -1,4 +1,4 @@
-import { DelayedError, WaitingChildrenError, type Job } from 'bullmq'
+import { DelayedError, WaitingChildrenError, type Job } from './deps.js'
 import { HafwError } from '@hafw/core'
 import { assertNoSecrets, pairsFor, ROLLOUT, type RegisteredOperation } from './registry.js'
 import type { JobError } from './errors.js'
@@ -46,7 +46,7 @@ export interface RolloutResult {
  * schedules the rest itself.
  */
 export async function submitRollout(q: JobQueue, r: RolloutInput, opts: { lifo?: boolean } = {}): Promise<string> {
-  const spec = requireOperation(r.op)
+  const spec = await requireOperation(r.op)
   const canary = r.canary ?? 0
   const parallel = r.parallel ?? 1
   if (!r.items.length) throw new HafwError('rollout: no pairs')
@@ -103,7 +103,7 @@ export async function processRollout(
   fail: (e: unknown) => Promise<never>,
 ): Promise<RolloutResult> {
   const r = job.data.input as Required<RolloutInput>
-  const spec = requireOperation(r.op)
+  const spec = await requireOperation(r.op)
   const deps = await job.getDependencies()
   const processed = deps.processed ?? {}
   const ignored = deps.ignored ?? {}

@@ -1,9 +1,9 @@
-import { DelayedError, UnrecoverableError, WaitingChildrenError, Worker, type Job } from 'bullmq'
+import { DelayedError, UnrecoverableError, WaitingChildrenError, Worker, type Job } from './deps.js'
 import { setMaxListeners } from 'node:events'
 import { hostname } from 'node:os'
 import { randomBytes } from 'node:crypto'
 import { HafwError, type Progress } from '@hafw/core'
-import { getOperation, operationNames, pairsFor, ROLLOUT } from './registry.js'
+import { loadAllOperations, loadOperation, operationNames, pairsFor, ROLLOUT } from './registry.js'
 import { cancelledError, isTransient, serializeError } from './errors.js'
 import { EventWriter, type JobEvent } from './events.js'
 import type { JobData, JobQueue, WorkerInfo } from './queue.js'
@@ -45,6 +45,9 @@ class Shutdown extends Error {
 }
 
 export async function startWorker(q: JobQueue, opts: WorkerOptions = {}): Promise<HafwWorker> {
+  // A worker that announces itself is picked for its operations: have their code loaded (and any
+  // import error shown) before it takes a job; a CLI's own worker loads only what its job needs.
+  if (opts.heartbeat !== false) await loadAllOperations()
   const id = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`
   const t = q.timings
   const concurrency = Math.max(1, opts.concurrency ?? 1)
@@ -75,7 +78,12 @@ export async function startWorker(q: JobQueue, opts: WorkerOptions = {}): Promis
     }
 
     if (job.name === ROLLOUT) return processRollout(q, job, token, events, fail)
-    const op = getOperation(job.name)
+    let op: Awaited<ReturnType<typeof loadOperation>>
+    try {
+      op = await loadOperation(job.name)
+    } catch (e) {
+      return fail(e)
+    }
     if (!op) {
       const msg = `operation "${job.name}" is not registered on worker ${id} (it knows: ${operationNames().join(', ') || 'none'})`
       // Mixed fleets (a rolling upgrade): leave the job to a worker or CLI that knows it, for a while.

@@ -1,6 +1,5 @@
 import { Flags } from '@oclif/core'
 import type { Model } from '@hafw/inventory'
-import { loadInventoryForLab } from '@hafw/lab'
 
 /** `--overlay FILE` for every command that reaches nodes over SSH. */
 export const overlayFlag = Flags.string({
@@ -10,6 +9,8 @@ export const overlayFlag = Flags.string({
 
 /** Load an inventory for a command that talks to its nodes (lab overlay applied); stderr says which. */
 export async function loadModelForCli(file: string, opts: { overlay?: string } = {}): Promise<Model> {
+  // Imported here, not at the top: every command that only declares these flags would load it.
+  const { loadInventoryForLab } = await import('@hafw/lab')
   const { model, note } = await loadInventoryForLab(file, opts)
   if (note) process.stderr.write(note + '\n')
   return model

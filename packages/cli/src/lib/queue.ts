@@ -1,8 +1,10 @@
-import { JobQueue } from '@hafw/queue'
+import type { JobQueue } from '@hafw/queue'
 import './operations.js'
 
 /** Open the configured queue (REDIS_URL, Sentinel or the embedded server), run fn, close. */
 export async function withQueue<T>(fn: (q: JobQueue) => Promise<T>): Promise<T> {
+  // bullmq only when a queue is used: `reports list` imports this module for table().
+  const { JobQueue } = await import('@hafw/queue')
   const q = await JobQueue.open()
   try {
     return await fn(q)
