@@ -1,11 +1,14 @@
 import { describe, expect, it } from 'vitest'
 import { createServer, type Socket } from 'node:net'
 import { createSocket } from 'node:dgram'
+import { readFileSync } from 'node:fs'
+import { exec } from '@hafw/core'
 import { loadInventory } from '@hafw/inventory'
 import type { LabProbe } from '@hafw/lab'
+import { parseAddrs } from '@hafw/verify'
 import {
-  filterAllows, gapBound, judge, judgeLive, parseConntrackTcp, parseJournal, parseMonitorLine, phaseFlows, planFault, planWitnesses,
-  runDrillJob, runWitness, skewMs, witnessFlows, type PhaseResult, type WitnessResult, type WitnessStatus,
+  countByFamily, filterAllows, gapBound, judge, judgeLive, parseConntrackTcp, parseJournal, parseMonitorLine, phaseFlows, planFault, planWitnesses,
+  runDrillJob, runWitness, skewMs, SSH_DEVICE_SCRIPT, witnessFlows, type PhaseResult, type WitnessResult, type WitnessStatus,
 } from '@hafw/drill'
 
 /*
@@ -16,6 +19,7 @@ import {
 
 const lab = await loadInventory('inventory/lab.yaml')
 const edge = lab.pairs.find((p) => p.name === 'edge1')!
+const fw1 = (await loadInventory('test/fixtures/inventory/good/dualstack.yaml')).pairs[0]!
 const probe = (p: Partial<LabProbe> & Pick<LabProbe, 'name' | 'role' | 'ip' | 'segment'>): LabProbe => ({
   netns: `ns-${p.name}`, address: `${p.ip}/24`, pair: 'edge1', subnet: '', ports: [7], running: true, ...p,
 })
@@ -277,5 +281,176 @@ describe('job input', () => {
     await expect(runDrillJob({ file: 'inventory/lab.yaml', pair: 'edge1', mode: 'reboot' as never }, () => {}, AbortSignal.timeout(5000))).rejects.toThrow(/mode: expected one of graceful, crash, link, partition, found "reboot"/)
     await expect(runDrillJob({ file: 'inventory/lab.yaml', pair: 'nope', mode: 'crash' }, () => {}, AbortSignal.timeout(5000))).rejects.toThrow(/no pair "nope" \(pairs: edge1, lb1\)/)
     await expect(runDrillJob({ file: 'inventory/lab.yaml', pair: 'edge1', mode: 'crash', probeFlows: -1 }, () => {}, AbortSignal.timeout(5000))).rejects.toThrow(/probeFlows: expected an integer 0\.\.5000, found -1/)
+  })
+})
+
+/*
+ * Dual stack: the dual-stack fixture pair with dual-stack probes, and what the nodes print for
+ * IPv6 (test/fixtures/conntrack/ipv6-*: real output of a dual-stack pair, make-samples-ipv6.sh).
+ */
+describe('IPv6 witnesses', () => {
+  const CT = 'test/fixtures/conntrack/'
+  const read = (f: string) => readFileSync(CT + f, 'utf8')
+  const probes6: LabProbe[] = [
+    probe({ name: 'client-fw1-outside', role: 'client', ip: '192.168.10.100', segment: 'outside', gateway: '192.168.10.10', pair: 'fw1', address6: 'fd00:10::100/64', ip6: 'fd00:10::100', gateway6: 'fd00:10::10' }),
+    probe({ name: 'server-192.168.11.60', role: 'server', ip: '192.168.11.60', segment: 'inside', gateway: '192.168.11.10', pair: 'fw1', ports: [7, 25], address6: 'fd00:11::60/64', ip6: 'fd00:11::60', gateway6: 'fd00:11::10' }),
+  ]
+
+  it('ip -ts -o monitor address: IPv6 VIPs in canonical text; tentative ones are not usable yet; link-local ones are no VIPs', () => {
+    const at = Date.parse('2026-12-02T15:36:53.101Z') + 0.233
+    expect(parseMonitorLine('[2026-12-02T15:36:53.101233] 3: out0    inet6 fd00:20::60/64 scope global nodad \\       valid_lft forever preferred_lft forever')).toEqual({ t: at, ip: 'fd00:20::60', deleted: false })
+    expect(parseMonitorLine('[2026-12-02T15:36:53.101233] Deleted 3: out0    inet6 FD00:20:0::60/64 scope global nodad \\       valid_lft forever preferred_lft forever')).toMatchObject({ ip: 'fd00:20::60', deleted: true })
+    expect(parseMonitorLine('[2026-12-02T15:36:53.101233] 3: out0    inet6 fd00:20::60/64 scope global tentative \\       valid_lft forever preferred_lft forever')).toEqual({ t: at, ip: 'fd00:20::60', deleted: false, tentative: true })
+    expect(parseMonitorLine('[2026-12-02T15:36:53.101233] 3: out0    inet6 fe80::5cf1:69ff:fea1:f88/64 scope link \\       valid_lft forever preferred_lft forever')).toBeNull()
+    // a route or link event on the same monitor is no address
+    expect(parseMonitorLine('[2026-12-02T15:36:53.101233] 3: out0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500')).toBeNull()
+  })
+
+  it('conntrack -L of both families: forwarded IPv6 flows are live witnesses, the node\'s own are not', () => {
+    const all = parseConntrackTcp(read('ipv6-kernel.txt'))
+    expect(all.map((f) => f.sport).sort()).toEqual([41001, 41002, 41003, 41004, 41006, 41011])
+    expect(all.find((f) => f.sport === 41002)).toEqual({ src: 'fd00:10::100', dst: 'fd00:10::60', sport: 41002, dport: 8080, state: 'ESTABLISHED', packets: null, replySrc: 'fd00:20::7' })
+    // the node's own addresses, both families, from `ip -o addr show` on it (VIPs included)
+    const local = new Set(parseAddrs(read('ipv6-addr-active.txt')).map((a) => a.ip))
+    expect(local).toContain('fd00:10::60')
+    const w = witnessFlows(all, local, 100)
+    // 41004 is TIME_WAIT; 41006 goes to fd00:10::11, the node itself
+    expect(w.map((f) => f.sport).sort()).toEqual([41001, 41002, 41003, 41011])
+    const out = judgeLive(w, w.filter((f) => f.sport !== 41003))
+    expect(out).toMatchObject({ total: 4, reset: 1 })
+    expect(out.per_flow.find((f) => f.reset)).toMatchObject({ family: 6, target: '[fd00:10::100]:41003 -> [fd00:20::7]:9000' })
+    expect(out.per_flow.find((f) => f.target.startsWith('192.'))).toMatchObject({ family: 4, target: '192.168.10.100:41011 -> 192.168.20.7:443' })
+    expect(countByFamily(out.per_flow)).toMatchObject({ ipv4: { total: 1, reset: 0 }, ipv6: { total: 3, reset: 1, kept: 2 } })
+  })
+
+  it('the SSH device is found for either family of $SSH_CONNECTION', async () => {
+    expect(SSH_DEVICE_SCRIPT).not.toMatch(/ip -o -4/)
+    const addrs = read('ipv6-addr-active.txt')
+    const run = async (conn: string) =>
+      exec('sh', ['-c', SSH_DEVICE_SCRIPT.replace('ip -o addr show', 'cat "$ADDRS"')], { env: { ...process.env, SSH_CONNECTION: conn, ADDRS: CT + 'ipv6-addr-active.txt' } })
+    expect(addrs).toContain('inet6 fd00:20::11/64')
+    expect((await run('fd00:20::7 50000 fd00:20::11 22')).stdout.trim()).toBe('out0')
+    expect((await run('192.168.10.100 50000 192.168.10.11 22')).stdout.trim()).toBe('in0')
+  })
+
+  it('plans IPv4 and IPv6 witnesses through the DNAT (NAT66) and forwarded, following each family\'s rules', () => {
+    const plan = planWitnesses(fw1, probes6, 20)
+    if (!('client' in plan)) throw new Error(plan.none)
+    expect(plan.targets).toEqual([
+      { proto: 'tcp', host: '192.168.10.60', port: 25, path: 'dnat', flows: 5 },
+      { proto: 'tcp', host: 'fd00:10::60', port: 25, path: 'dnat', flows: 5 },
+      { proto: 'tcp', host: '192.168.11.60', port: 25, path: 'forward', flows: 5 },
+      { proto: 'tcp', host: 'fd00:11::60', port: 25, path: 'forward', flows: 5 },
+    ])
+    expect(plan.describe).toBe('from 192.168.10.100 and fd00:10::100 (client-fw1-outside): 5 TCP through the DNAT on 192.168.10.60:25, 5 TCP through the DNAT on [fd00:10::60]:25, 5 TCP forwarded to 192.168.11.60:25, 5 TCP forwarded to [fd00:11::60]:25')
+    // a rule is one family: the IPv6 allow rule lets no IPv4 flow through and the other way round
+    expect(filterAllows(fw1, { in: 'outside', out: 'inside', proto: 'tcp', src: 'fd00:10::100', dst: 'fd00:11::60', dport: 25 })).toBe(true)
+    expect(filterAllows(fw1, { in: 'outside', out: 'inside', proto: 'tcp', src: 'fd00:10::100', dst: 'fd00:11::61', dport: 25 })).toBe(false)
+    // a rule without addresses (icmp from inside) is in both families' rulesets
+    expect(filterAllows(fw1, { in: 'inside', out: 'outside', proto: 'icmp', src: 'fd00:11::60', dst: 'fd00:10::100', dport: 0 })).toBe(true)
+    // prefixes of the other family never match
+    expect(filterAllows(fw1, { in: 'inside', out: 'outside', proto: 'tcp', src: '192.168.11.60', dst: '192.168.10.100', dport: 80 })).toBe(true)
+    expect(filterAllows(fw1, { in: 'inside', out: 'outside', proto: 'tcp', src: 'fd00:12::60', dst: 'fd00:10::100', dport: 80 })).toBe(false)
+  })
+
+  it('IPv4 only when the client has no IPv6 address, or the server no IPv6 route through the pair', () => {
+    const v4client = probes6.map((p) => (p.role === 'client' ? { ...p, address6: undefined, ip6: undefined, gateway6: undefined } : p))
+    const a = planWitnesses(fw1, v4client, 8)
+    expect('client' in a && a.targets.map((t) => t.host)).toEqual(['192.168.10.60', '192.168.11.60'])
+    // the server's IPv6 default route is not a VIP of the pair: replies would bypass it
+    const elsewhere = probes6.map((p) => (p.role === 'server' ? { ...p, gateway6: 'fd00:11::1' } : p))
+    const b = planWitnesses(fw1, elsewhere, 6)
+    expect('client' in b && b.targets.map((t) => `${t.path} ${t.host}`)).toEqual(['dnat 192.168.10.60', 'dnat fd00:10::60', 'forward 192.168.11.60'])
+  })
+
+  it('partition drops VRRP of both families on a pair with IPv6 instances', () => {
+    const fw1a = fw1.nodes[0]
+    const ipt = planFault(fw1, 'partition', fw1a, null, { link: 'inside' })
+    expect(ipt.what).toBe('drop VRRP (IP protocol 112, IPv4 and IPv6) in and out on ens4')
+    for (const t of ['iptables', 'ip6tables']) {
+      expect(ipt.inject).toContain(`${t} -w -I INPUT 1 -i ens4 -p 112 -j DROP`)
+      expect(ipt.clear).toContain(`while ${t} -w -C OUTPUT -o ens4 -p 112 -j DROP 2>/dev/null; do ${t} -w -D OUTPUT -o ens4 -p 112 -j DROP; done`)
+    }
+    const nft = planFault({ ...fw1, firewall: { ...fw1.firewall, backend: 'nftables' } }, 'partition', fw1a, null, { link: 'inside' })
+    expect(nft.inject).toContain('iifname "ens4" ip protocol 112 drop; iifname "ens4" meta nfproto ipv6 meta l4proto 112 drop;')
+    expect(nft.inject).toContain('oifname "ens4" ip protocol 112 drop; oifname "ens4" meta nfproto ipv6 meta l4proto 112 drop;')
+    // an IPv4-only pair keeps its IPv4-only rules
+    expect(planFault(edge, 'partition', edge.nodes[0], null, {}).inject).not.toContain('ip6tables')
+  })
+
+  it('counts and judges each family apart', () => {
+    const w = record([
+      { target: '192.168.10.60:25', family: 4 },
+      { target: '[fd00:10::60]:25', family: 6, gaps: [{ start: 10_400, end: 11_000 }] },
+      { target: '[fd00:11::60]:25', family: 6, proto: 'udp', gaps: [{ start: 10_400, end: 10_700 }], lostAt: [10_450, 10_500] },
+      // a record from before IPv6 witnesses: the family follows the target
+      { target: '192.168.11.60:25', proto: 'udp', gaps: [{ start: 10_300, end: 10_500 }] },
+    ])
+    const f = phaseFlows(w, { start: 10_000, end: 40_000, takeover: 10_500 })
+    expect(f.per_flow.map((x) => x.family)).toEqual([4, 6, 6, 4])
+    expect(f.byFamily).toEqual({
+      ipv4: { total: 2, kept: 2, reset: 0, lost_messages: 0, gap_ms: 200 },
+      ipv6: { total: 2, kept: 2, reset: 0, lost_messages: 2, gap_ms: 300 },
+    })
+    expect(f.flows).toEqual({ total: 4, kept: 4, reset: 0, lost_messages: 2 })
+    const phase: PhaseResult = { phase: 'failover', from: 'fw1a', to: 'fw1b', failover_ms: 500, gap_ms: f.gap_ms, commit: { entries: 4, ms: 5 }, flows: f.flows, by_family: f.byFamily, per_flow: f.per_flow, timeline: [], converged: true, bound_ms: 1109 }
+    const ok = judge([{ phase, expectTakeover: true, takeover: true, verify: { ok: true, detail: '' }, boundWhy: '', measured: 'probes', stuck: [] }], null)
+    expect(ok.reasons).toEqual([
+      'no witness flow was reset (0 of 4: IPv4 0 of 2, IPv6 0 of 2; failover)',
+      'worst data-plane gap 300 ms (IPv4 200 ms, IPv6 300 ms) during failover is within the bound of 1109 ms',
+      'verify passed after failover',
+    ])
+    // an IPv6 flow reset: the family is named; a phase without by_family (older reports) is counted from per_flow
+    const reset = { ...phase, flows: { ...phase.flows, kept: 3, reset: 1 }, per_flow: phase.per_flow.map((x) => (x.id === 1 ? { ...x, reset: true } : x)) }
+    delete reset.by_family
+    expect(judge([{ phase: reset, expectTakeover: true, takeover: true, verify: null, boundWhy: '', measured: 'probes', stuck: [] }], null).reasons).toEqual([
+      '1 of 4 (IPv4 0 of 2, IPv6 1 of 2) witness flows were reset during failover (TCP dnat [fd00:10::60]:25)',
+    ])
+  })
+
+  it('runs IPv4 and IPv6 flows side by side, each from its own bound address (real sockets on loopback)', async () => {
+    const servers = await Promise.all(
+      (['127.0.0.1', '::1'] as const).map(async (host) => {
+        const peers: string[] = []
+        const tcp = createServer((sock) => {
+          peers.push(sock.remoteAddress!)
+          sock.on('error', () => {})
+          sock.pipe(sock)
+        })
+        await new Promise<void>((r) => tcp.listen(0, host, r))
+        const udp = createSocket(host === '::1' ? 'udp6' : 'udp4')
+        udp.on('message', (m, from) => {
+          peers.push(from.address)
+          udp.send(m, from.port, from.address)
+        })
+        await new Promise<void>((r) => udp.bind(0, host, r))
+        return { host, tcp, udp, peers, tcpPort: (tcp.address() as { port: number }).port, udpPort: udp.address().port }
+      }),
+    )
+    const [v4, v6] = servers as [(typeof servers)[0], (typeof servers)[0]]
+    const w = await runWitness({
+      targets: [
+        { proto: 'tcp', host: v4.host, port: v4.tcpPort, flows: 1, path: 'dnat' },
+        { proto: 'tcp', host: v6.host, port: v6.tcpPort, flows: 1, path: 'dnat' },
+        { proto: 'udp', host: v6.host, port: v6.udpPort, flows: 1, path: 'forward' },
+      ],
+      intervalMs: 10,
+      durationMs: 400,
+      bind: '127.0.0.1',
+      bind6: '::1',
+    })
+    for (const s of servers) {
+      s.tcp.close()
+      s.udp.close()
+    }
+    expect(w.flows.map((f) => [f.proto, f.family, f.target])).toEqual([
+      ['tcp', 4, `127.0.0.1:${v4.tcpPort}`],
+      ['tcp', 6, `[::1]:${v6.tcpPort}`],
+      ['udp', 6, `[::1]:${v6.udpPort}`],
+    ])
+    for (const f of w.flows) expect(f).toMatchObject({ reset: false, connected: true, lost: 0 })
+    for (const f of w.flows) expect(f.received).toBeGreaterThan(10)
+    expect(new Set(v4.peers)).toEqual(new Set(['127.0.0.1']))
+    expect(new Set(v6.peers)).toEqual(new Set(['::1']))
   })
 })

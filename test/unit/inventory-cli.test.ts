@@ -93,7 +93,7 @@ describe('hafw inventory show', () => {
     expect(m.pairs[0].nodes[0].ssh.known_hosts).toBe('~/.ssh/known_hosts') // built-in default
     expect(m.pairs[0].conntrack_sync).toMatchObject({ interface: 'sync', mode: 'ftfw', hash_size: 32768 })
     expect(m.pairs[1].vrrp.instances[0].track_interfaces).toEqual(['back', 'front'])
-    expect(m.pairs[0].nodes[0].interfaces.outside).toEqual({ name: 'outside', device: 'ens3', address: { cidr: '192.168.10.11/24', ip: '192.168.10.11', prefix: 24, network: '192.168.10.0', broadcast: '192.168.10.255' } })
+    expect(m.pairs[0].nodes[0].interfaces.outside).toEqual({ name: 'outside', device: 'ens3', address: { family: 4, cidr: '192.168.10.11/24', ip: '192.168.10.11', prefix: 24, network: '192.168.10.0', broadcast: '192.168.10.255' } })
   })
 
   it('prints YAML by default, the same model as --json', () => {
@@ -132,7 +132,7 @@ describe('hafw inventory schema', () => {
     const schema = JSON.parse(r.stdout)
     expect(schema).toEqual(inventoryJsonSchema())
     const validate = new Ajv2020({ strict: true }).compile(schema)
-    for (const f of ['inventory/lab.yaml', 'inventory/reference.yaml']) expect(validate(parse(readFileSync(f, 'utf8'))), f).toBe(true)
+    for (const f of ['inventory/lab.yaml', 'inventory/reference.yaml', 'test/fixtures/inventory/good/dualstack.yaml']) expect(validate(parse(readFileSync(f, 'utf8'))), f).toBe(true)
   })
 })
 

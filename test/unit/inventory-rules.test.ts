@@ -32,7 +32,7 @@ const N1 = [...P, 'nodes', 1]
 const H = ['hosts', 0]
 
 describe('good bases', () => {
-  it.each(['firewall', 'loadbalancer', 'host', 'full'])('%s.yaml is valid and builds a model', (name) => {
+  it.each(['firewall', 'loadbalancer', 'host', 'full', 'dualstack'])('%s.yaml is valid and builds a model', (name) => {
     const r = parseInventory(base(name), `${name}.yaml`)
     expect(r.issues).toEqual([])
     expect(r.model).not.toBeNull()
@@ -69,7 +69,8 @@ describe('rules: the valid edge of each passes', () => {
     ['lb_kind TUN, protocol udp, check tcp', 'loadbalancer', [[[...P, 'virtual_servers', 0, 'lb_kind'], 'TUN'], [[...P, 'virtual_servers', 0, 'protocol'], 'udp'], [[...P, 'virtual_servers', 0, 'real_servers', 0, 'check', 'type'], 'tcp']]],
     ['backend nftables, ownership chains, profile rhel', 'firewall', [[['defaults', 'firewall'], { backend: 'nftables', ownership: 'chains' }], [['defaults', 'profile'], 'rhel']]],
     ['sync mode alarm, forward_policy accept, no log', 'firewall', [[['defaults', 'conntrack_sync', 'mode'], 'alarm'], [[...P, 'filter', 'forward_policy'], 'accept'], [[...P, 'filter', 'log_dropped'], false]]],
-    ['sync mode notrack, VRRP version 3, AH auth', 'firewall', [[['defaults', 'conntrack_sync', 'mode'], 'notrack'], [['defaults', 'vrrp', 'version'], 3], [['defaults', 'vrrp', 'auth'], { type: 'AH', password: 'x' }]]],
+    ['sync mode notrack, VRRP version 3', 'firewall', [[['defaults', 'conntrack_sync', 'mode'], 'notrack'], [['defaults', 'vrrp', 'version'], 3]]],
+    ['VRRP version 2 with AH auth', 'firewall', [[['defaults', 'vrrp', 'version'], 2], [['defaults', 'vrrp', 'auth'], { type: 'AH', password: 'x' }]]],
     // safe strings at their limits
     ['a log prefix of 29 allowed characters', 'firewall', [[[...P, 'filter', 'log_dropped'], 'FW:drop in=outside x.y_z-123 ']]],
     ['a password of 8 characters', 'loadbalancer', [[[...P, 'vrrp', 'auth', 'password'], 'Ab3_.-9z']]],
@@ -164,16 +165,61 @@ describe('all problems at once', () => {
 })
 
 describe('IPv6 and safe strings', () => {
+  it("dualstack.yaml is valid; the model keeps each interface's two families apart, IPv6 canonical", () => {
+    const r = parseInventory(base('dualstack'), 'dualstack.yaml')
+    expect(r.issues).toEqual([])
+    const p = r.model!.pairs[0]!
+    expect(p.nodes[0].interfaces.outside!.address!.cidr).toBe('192.168.10.11/24')
+    expect(p.nodes[0].interfaces.outside!.address6).toMatchObject({ family: 6, ip: 'fd00:10::11', prefix: 64, network: 'fd00:10::' })
+    expect(p.vrrp.instances.map((i) => [i.name, i.family])).toEqual([['VI_OUT', 4], ['VI_IN', 4], ['VI_OUT6', 6], ['VI_IN6', 6]])
+    expect(p.conntrack_sync!.family).toBe('ipv6')
+    expect(p.drill.probes!.client.address6).toBe('fd00:10::100')
+  })
+
+  it('IPv6 text is made canonical in the model (as conntrack and ip print it)', () => {
+    const r = parseInventory(variant('dualstack', [[...P, 'nat', 'dnat', 1, 'to'], 'FD00:0011:0:0::0060'], [[...P, 'routes', 1, 'to'], 'fd00:12:0::/64']), 'v.yaml')
+    expect(r.issues).toEqual([])
+    expect(r.model!.pairs[0]!.nat.dnat[1]!.to).toBe('fd00:11::60')
+    expect(r.model!.pairs[0]!.routes[1]!.to).toBe('fd00:12::/64')
+  })
+
   it.each([
-    ['a VIP', [...P, 'vrrp', 'instances', 0, 'vips'], ['fd00::10/64']],
-    ['a NAT target', [...P, 'nat', 'dnat', 0, 'to'], 'fd00::60'],
-    ['a filter source', [...P, 'filter', 'allow', 1, 'src'], 'fd00::/64'],
-    ['a route gateway', [...P, 'routes', 0, 'via'], 'fe80::1'],
-    ['a node address', [...N0, 'address'], '2001:db8::11'],
-  ] as [string, (string | number)[], unknown][])('IPv6 in %s is refused with a clear message', (_, path, value) => {
-    const r = issuesOf(variant('firewall', [path, value]))
+    ['an IPv6 management address', [...N0, 'address'], 'fd00:10::11'],
+    ['an IPv6 real server behind an IPv6 VIP', [...P, 'routes', 1, 'via'], 'fd00:11::51'],
+    ['an IPv6 VIP of prefix /128', [...P, 'vrrp', 'instances', 3, 'vips'], ['fd00:11::10/128']],
+    ['IPv6 instances sharing the VRIDs of the IPv4 ones', [...P, 'vrrp', 'instances', 2, 'vrid'], 61],
+  ] as [string, (string | number)[], unknown][])('accepts %s', (_, path, value) => {
+    expect(issuesOf(variant('dualstack', [path, value]))).toEqual([])
+  })
+
+  it.each([
+    ['a zone index', [...P, 'vrrp', 'instances', 2, 'vips'], ['fd00:10::10%ens3/64'], 'a zone index ("%ens3") is not allowed'],
+    ['an IPv4-mapped address', [...P, 'routes', 1, 'via'], '::ffff:192.168.11.50', 'is an IPv4-mapped IPv6 address; write the IPv4 address 192.168.11.50 instead'],
+    ['prefix 129', [...N0, 'addresses', 'sync'], ['192.168.13.11/24', 'fd00:13::11/129'], 'prefix length 129 is out of range 0..128 for IPv6'],
+    ['no prefix', [...P, 'vrrp', 'instances', 3, 'vips'], ['fd00:11::10'], 'has no prefix length; expected address/prefix such as fd00:11::10/64'],
+    ['a wrong prefix for the segment', [...P, 'vrrp', 'instances', 3, 'vips'], ['fd00:11::10/56'], 'VIP fd00:11::10/56 has prefix /56 but "inside" on node fw1a is /64'],
+    ['a link-local VIP', [...P, 'vrrp', 'instances', 3, 'vips'], ['fe80::10/64'], 'is link-local'],
+    ['a VIP outside the IPv6 subnet', [...P, 'vrrp', 'instances', 3, 'vips'], ['fd00:99::10/64'], 'VIP fd00:99::10 is outside fd00:11::/64'],
+    ['mixed families in one instance', [...P, 'vrrp', 'instances', 1, 'vips'], ['192.168.11.10/24', 'fd00:11::10/64'], 'an instance carries one family'],
+    ['two IPv6 addresses on one interface', [...N0, 'addresses', 'sync'], ['fd00:13::11/64', 'fd00:13::21/64'], 'a second IPv6 address'],
+    ['an IPv6-only interface', [...N0, 'addresses', 'sync'], 'fd00:13::11/64', 'an interface needs an IPv4 address next to its IPv6 one'],
+    ['a NAT66 rule mixing families', [...P, 'nat', 'dnat', 1, 'to'], '192.168.11.60', 'to 192.168.11.60 is IPv4 but dst fd00:10::60 is IPv6; one rule is one family'],
+    ['a route to IPv6 via IPv4', [...P, 'routes', 1, 'via'], '192.168.11.50', 'gateway 192.168.11.50 is IPv4 but the route to fd00:12::/64 is IPv6'],
+    ['an IPv6 gateway off-link', [...P, 'routes', 1, 'via'], 'fd00:77::1', 'gateway fd00:77::1 is not inside any IPv6 subnet of fw1a'],
+    ['sync over IPv6 without IPv6 on the sync link', [...N1, 'addresses', 'sync'], '192.168.13.12/24', 'sync over IPv6 (family: ipv6) needs an IPv6 address on "sync", and node fw1b has none'],
+    ['an IPv6 subnet with host bits', [...P, 'filter', 'allow', 3, 'src'], 'fd00:11::1/64', 'fd00:11::1/64 has host bits set; write the subnet as fd00:11::/64'],
+    ['a multicast VIP', [...P, 'vrrp', 'instances', 3, 'vips'], ['ff02::12/64'], 'is a multicast address'],
+    ['garbage', [...P, 'nat', 'snat', 1, 'to'], 'fd00::10::1', 'expected an IPv6 address such as 2001:db8::40'],
+    ['VRRP auth with IPv6 instances (VRRPv3 has none)', ['defaults', 'vrrp', 'auth'], { type: 'PASS', password: 'x' }, 'instance VI_OUT6 of pair fw1 is IPv6, which runs VRRPv3, and VRRPv3 has no authentication'],
+  ] as [string, (string | number)[], unknown, string][])('refuses %s with a clear message', (_, path, value, message) => {
+    const r = issuesOf(variant('dualstack', [path, value]))
     expect(r.length).toBeGreaterThan(0)
-    expect(r[0]).toContain('IPv6 is not supported yet')
+    expect(r.join('\n')).toContain(message)
+  })
+
+  it('refuses VRRP auth with version 3, naming the field (keepalived -t fails on it)', () => {
+    const r = issuesOf(variant('firewall', [['defaults', 'vrrp', 'version'], 3], [['defaults', 'vrrp', 'auth'], { type: 'AH', password: 'x' }]))
+    expect(r).toEqual([expect.stringMatching(/defaults\.vrrp\.auth: VRRP version 3 has no authentication; remove vrrp\.auth or use version 2$/)])
   })
 
   // Every value that reaches a config file or a command line, with characters that would escape.

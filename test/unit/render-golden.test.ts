@@ -6,7 +6,8 @@ import { manifest, renderInventory, type RenderedNode } from '@hafw/render'
 
 /*
  * Golden files: `hafw render inventory/reference.yaml` byte for byte (test/golden/reference/),
- * and the seed-000 host with the rhel profile (test/golden/reference-rhel/). After an intended
+ * the seed-000 host with the rhel profile (test/golden/reference-rhel/) and the dual-stack
+ * fixture (test/golden/dualstack/). After an intended
  * template change: UPDATE_GOLDEN=1 npx vitest run --project unit test/unit/render-golden.test.ts
  */
 
@@ -43,6 +44,8 @@ function firstDifference(want: string, got: string): string {
 const sets: [string, () => RenderedNode[]][] = [
   ['reference', () => renderInventory(load('inventory/reference.yaml'))],
   ['reference-rhel', () => renderInventory(load('inventory/reference.yaml'), { node: 'app1', profile: 'rhel' })],
+  // dual stack: ip6tables files next to the iptables ones, native IPv6 VRRPv3, sync over IPv6
+  ['dualstack', () => renderInventory(load('test/fixtures/inventory/good/dualstack.yaml'))],
 ]
 
 describe('golden files', () => {

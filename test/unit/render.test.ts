@@ -121,6 +121,107 @@ describe('conntrackd.conf', () => {
   })
 })
 
+describe('dual stack', () => {
+  const ds = () => load('test/fixtures/inventory/good/dualstack.yaml')
+  it('keepalived: IPv6 instances are native IPv6 VRRPv3 in the same sync group, IPv4 ones keep their version', () => {
+    const k = file(ds(), 'fw1a', '/etc/keepalived/keepalived.conf')
+    expect(k).toMatch(/group \{\n\s+VI_OUT\n\s+VI_IN\n\s+VI_OUT6\n\s+VI_IN6\n/)
+    const six = k.slice(k.indexOf('vrrp_instance VI_OUT6'))
+    expect(six).toMatch(/^vrrp_instance VI_OUT6 \{\n[\s\S]*?version 3\n[\s\S]*?native_ipv6\n/)
+    expect(six).toContain('        fd00:10::10/64 dev ens3\n        fd00:10::60/64 dev ens3\n')
+    expect(six.slice(0, six.indexOf('\n}\n'))).not.toContain(' brd ')
+    expect(k.slice(k.indexOf('vrrp_instance VI_OUT '), k.indexOf('vrrp_instance VI_IN '))).toContain('version 2\n')
+  })
+
+  it('keepalived: unicast IPv6 instances use the IPv6 addresses of both nodes', () => {
+    const m = ds()
+    m.pairs[0]!.vrrp.unicast = true
+    const k = file(m, 'fw1a', '/etc/keepalived/keepalived.conf')
+    const six = k.slice(k.indexOf('vrrp_instance VI_IN6'))
+    expect(six).toContain('unicast_src_ip fd00:11::11\n    unicast_peer {\n        fd00:11::12\n')
+    expect(k.slice(k.indexOf('vrrp_instance VI_IN '), k.indexOf('vrrp_instance VI_OUT6'))).toContain('unicast_src_ip 192.168.11.11\n')
+  })
+
+  it('conntrackd: syncs over IPv6, ignores the node\'s own addresses of both families, accepts ICMPv6', () => {
+    const c = file(ds(), 'fw1a', '/etc/conntrackd/conntrackd.conf')
+    expect(c).toContain('IPv6_address fd00:13::11\n        IPv6_Destination_Address fd00:13::12\n')
+    expect(c).not.toContain('IPv4_Destination_Address')
+    expect(c).toContain('            ICMP\n            IPv6-ICMP\n')
+    expect(c).toMatch(/IPv4_address 127\.0\.0\.1\n(\s+IPv4_address 192\.168\.1[013]\.11\n){3}\s+IPv6_address ::1\n\s+IPv6_address fd00:10::11\n\s+IPv6_address fd00:11::11\n\s+IPv6_address fd00:13::11\n/)
+  })
+
+  it('iptables: one file per family, each with its own rules, both loaded by hafw-firewall', () => {
+    const nodes = renderInventory(ds(), { node: 'fw1a' })[0]!.files
+    const v4 = nodes.find((f) => f.path === '/etc/iptables/rules.v4')!
+    const v6 = nodes.find((f) => f.path === '/etc/iptables/rules.v6')!
+    expect([v4.check, v6.check, v6.template]).toEqual(['iptables', 'ip6tables', 'firewall/iptables.rules.hbs'])
+    expect(v4.content).not.toMatch(/fd00|icmpv6|ipv6-icmp/)
+    expect(v6.content).not.toMatch(/192\.168\./)
+    // failover guards on the IPv6 VIPs, after neighbour discovery is let in
+    const nd = v6.content.indexOf('--icmpv6-type neighbour-solicitation')
+    expect(nd).toBeGreaterThan(0)
+    expect(v6.content.indexOf('-A INPUT -d fd00:10::10 -m conntrack --ctstate INVALID -j DROP')).toBeGreaterThan(nd)
+    expect(v6.content).toContain('-A INPUT -d fd00:11::10 -p tcp ! --syn -m conntrack --ctstate NEW -j DROP')
+    expect(v6.content).toContain('-A INPUT -i ens5 -s fd00:13::12 -p udp --dport 3780 -j ACCEPT')
+    expect(v6.content).toContain('-A PREROUTING -i ens3 -p tcp -d fd00:10::60 --dport 25 -j DNAT --to-destination fd00:11::60')
+    expect(v6.content).toContain('-A POSTROUTING -o ens3 -s fd00:11::/64 -j SNAT --to-source fd00:10::10')
+    // a rule without addresses is in both files, `proto: icmp` as each family's ICMP
+    expect(v4.content).toContain('-A FORWARD -i ens4 -p icmp -j ACCEPT')
+    expect(v6.content).toContain('-A FORWARD -i ens4 -p ipv6-icmp -j ACCEPT')
+    // sync travels over IPv6: its rules are in the IPv6 file only
+    expect(v4.content).not.toContain('3780')
+    const script = nodes.find((f) => f.path === SCRIPTS.firewall)!.content
+    expect(script).toContain('iptables-restore "$RULES"\nip6tables-restore "$RULES6"\n')
+    m6Chains: {
+      const m = ds()
+      m.pairs[0]!.firewall.ownership = 'chains'
+      const s = file(m, 'fw1a', SCRIPTS.firewall)
+      expect(s).toContain('ip6tables-restore --noflush "$RULES6"')
+      expect(s).toContain('jump ip6tables filter INPUT HAFW-INPUT')
+      expect(file(m, 'fw1a', '/etc/hafw/ip6tables.rules')).toMatch(/^:HAFW-INPUT - \[0:0\]$/m)
+      break m6Chains
+    }
+  })
+
+  it('nftables: one inet table with the rules of both families', () => {
+    const m = ds()
+    m.pairs[0]!.firewall.backend = 'nftables'
+    const n = file(m, 'fw1a', '/etc/nftables.conf')
+    expect(n).toContain('table inet hafw {')
+    expect(n).toContain('ip6 daddr { fd00:10::10, fd00:10::60, fd00:11::10 } ct state invalid drop')
+    expect(n).toContain('ip daddr { 192.168.10.10, 192.168.10.60, 192.168.11.10 } ct state invalid drop')
+    expect(n).toContain('iifname "ens3" ip6 daddr fd00:10::60 tcp dport 25 dnat ip6 to fd00:11::60')
+    expect(n).toContain('iifname "ens3" meta nfproto ipv6 meta l4proto 112 accept')
+    expect(n).toContain('iifname "ens5" ip6 saddr fd00:13::12 udp dport 3780 accept')
+    expect(n).toContain('iifname "ens4" meta nfproto ipv6 meta l4proto ipv6-icmp accept')
+    expect(n.indexOf('nd-neighbor-solicit')).toBeLessThan(n.indexOf('ip6 daddr { fd00:10::10'))
+  })
+
+  it('NAT66 to a port: the address in brackets', () => {
+    const m = ds()
+    m.pairs[0]!.nat.dnat[1]!.to_port = 2525
+    expect(file(m, 'fw1a', '/etc/iptables/rules.v6')).toContain('--to-destination [fd00:11::60]:2525')
+    m.pairs[0]!.firewall.backend = 'nftables'
+    expect(file(m, 'fw1a', '/etc/nftables.conf')).toContain('dnat ip6 to [fd00:11::60]:2525')
+  })
+
+  it('routes and sysctls: IPv6 routes by ip -6, IPv6 forwarding on', () => {
+    const r = file(ds(), 'fw1a', SCRIPTS.routing)
+    expect(r).toContain('step ip route replace 192.168.12.0/24 via 192.168.11.50 dev ens4')
+    expect(r).toContain('step ip -6 route replace fd00:12::/64 via fd00:11::50 dev ens4')
+    expect(file(ds(), 'fw1a', '/etc/sysctl.d/90-hafw.conf')).toContain('net.ipv6.conf.all.forwarding = 1')
+    expect(file(ref(), 'cent7i', '/etc/sysctl.d/90-hafw.conf')).not.toContain('ipv6')
+  })
+
+  it('rhel: IPv6 routes and policy rules go to route6-DEV and rule6-DEV', () => {
+    const m = ds()
+    const r = renderInventory(m, { node: 'fw1a', profile: 'rhel' })[0]!.files
+    expect(r.find((f) => f.path === '/etc/sysconfig/network-scripts/route6-ens4')!.content).toContain('fd00:12::/64 via fd00:11::50\n')
+    expect(r.find((f) => f.path === '/etc/sysconfig/network-scripts/route-ens4')!.content).not.toContain('fd00')
+    expect(r.some((f) => f.path === '/etc/sysconfig/ip6tables')).toBe(true)
+  })
+})
+
 describe('ruleset variants', () => {
   it('ownership chains (iptables): only HAFW-* chains, no built-in policies, jumps kept by hafw-firewall', () => {
     const m = ref()
@@ -132,28 +233,31 @@ describe('ruleset variants', () => {
     expect(rules.split('\n').filter((l) => !l.startsWith('#')).join('\n')).not.toMatch(/DOCKER|KUBE/)
     const script = file(m, 'cent7i', SCRIPTS.firewall)
     expect(script).toContain('iptables-restore --noflush "$RULES"')
-    expect(script).toContain('jump filter FORWARD HAFW-FORWARD')
-    expect(script).toContain('jump nat PREROUTING HAFW-PREROUTING')
+    expect(script).toContain('jump iptables filter FORWARD HAFW-FORWARD')
+    expect(script).toContain('jump iptables nat PREROUTING HAFW-PREROUTING')
+    // an IPv4-only node leaves ip6tables alone
+    expect(script).not.toContain('ip6tables')
     // the forward drop is scoped to the pair's interfaces: other traffic returns to the host's chain
     expect(rules).toContain('-A HAFW-FORWARD -i enp0s3 -j DROP')
     expect(rules).not.toMatch(/^-A HAFW-FORWARD -j DROP$/m)
     expect(file(m, 'cent7i', '/etc/systemd/system/hafw-firewall.service')).toContain('After=network.target docker.service firewalld.service')
   })
 
-  it('nftables: full flushes the ruleset, chains replaces only table ip hafw', () => {
+  it('nftables: full flushes the ruleset, chains replaces only table inet hafw', () => {
     const m = ref()
     m.pairs[0]!.firewall.backend = 'nftables'
     const full = file(m, 'cent7i', '/etc/nftables.conf')
     expect(full).toMatch(/^flush ruleset$/m)
     expect(full).toContain('type filter hook input priority filter; policy drop;')
     expect(full).toContain('ip daddr { 192.168.0.40, 192.168.0.60, 192.168.0.88, 192.168.1.40 } ct state invalid drop')
-    expect(full).toContain('iifname "enp0s3" ip daddr 192.168.0.60 tcp dport 25 dnat to 192.168.1.60')
-    expect(full).toContain('oifname "enp0s3" ip saddr 192.168.1.0/24 snat to 192.168.0.40')
+    expect(full).toContain('iifname "enp0s3" ip daddr 192.168.0.60 tcp dport 25 dnat ip to 192.168.1.60')
+    expect(full).toContain('oifname "enp0s3" ip saddr 192.168.1.0/24 snat ip to 192.168.0.40')
+    expect(full).not.toMatch(/icmpv6|ip6 /)
     expect(full).toContain('log prefix "DROPPED " level info')
     m.pairs[0]!.firewall.ownership = 'chains'
     const chains = file(m, 'cent7i', '/etc/hafw/hafw.nft')
     expect(chains).not.toMatch(/flush ruleset/)
-    expect(chains).toMatch(/^table ip hafw\ndelete table ip hafw\n/m)
+    expect(chains).toMatch(/^table inet hafw\ndelete table inet hafw\n/m)
     expect(chains).toContain('type filter hook input priority filter; policy accept;')
   })
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { Readable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
-import { type CompareOptions, type Flow, compareFlows, compileSyncFilter, flowKey, parseFlows, parseFlowsSync } from '@hafw/verify'
+import { type CompareOptions, type Flow, compareFlows, compileSyncFilter, flowKey, parseConntrackdFilter, parseFlows, parseFlowsSync } from '@hafw/verify'
 
 const DIR = 'test/fixtures/conntrack/'
 const sample = (f: string) => parseFlowsSync(readFileSync(DIR + f, 'utf8'), { source: f })
@@ -249,9 +249,124 @@ describe('sync filter', () => {
     expect(compileSyncFilter({ ignoreProtocols: ['GRE'] })(f('1.1.1.1', '2.2.2.2', undefined, 47))).toBe(false)
   })
 
+  it('matches IPv6 addresses as conntrack prints them, whatever the spelling in the Filter', () => {
+    const k = compileSyncFilter({ ignoreAddresses: ['FD00:10:0:0::11', '::102:304'] })
+    expect(k(f('fd00:10::11', 'fd00:20::7'))).toBe(false) // canonical text, a Set lookup
+    expect(k(f('fd00:20::7', 'fd00:10::60', 'fd00:10::11'))).toBe(false) // DNAT66 to an ignored address
+    expect(k(f('fd00:10::12', 'fd00:20::7'))).toBe(true)
+    // inet_ntop writes an address with six leading zero groups as a dotted quad
+    expect(k(f('::1.2.3.4', 'fd00:20::7'))).toBe(false)
+    expect(k(f('1.2.3.4', 'fd00:20::7'))).toBe(true) // the IPv4 address is another one
+    const pre = compileSyncFilter({ ignoreAddresses: ['fd00:250::/64', '2001:db8:0:8000::/49'] })
+    expect(pre(f('fd00:250::2', 'fd00:250::1'))).toBe(false)
+    expect(pre(f('fd00:251::2', 'fd00:20::7'))).toBe(true)
+    expect(pre(f('2001:db8:0:ffff::1', 'fd00:20::7'))).toBe(false)
+    expect(pre(f('2001:db8:0:7fff::1', 'fd00:20::7'))).toBe(true)
+  })
+
+  it('reads the Filter block of a conntrackd.conf', () => {
+    const conf = `Sync { UDP { IPv6_address fd00:250::1 } }
+General {
+  Filter From Userspace {
+    Protocol Accept {
+      TCP
+      UDP # a comment
+    }
+    Address Ignore {
+      IPv4_address 127.0.0.1
+      IPv6_address ::1
+      IPv6_address fd00:10::/64
+    }
+  }
+}`
+    expect(parseConntrackdFilter(conf)).toEqual({ acceptProtocols: ['TCP', 'UDP'], ignoreAddresses: ['127.0.0.1', '::1', 'fd00:10::/64'] })
+    expect(parseConntrackdFilter('General { Syslog on }')).toEqual({})
+    expect(() => parseConntrackdFilter('Filter { State Accept { ESTABLISHED for TCP } }', 'fw1: c.conf')).toThrow(/^fw1: c.conf: Filter: "state accept" is not mirrored/)
+    expect(() => parseConntrackdFilter('Filter { Address Ignore { IPv6_address } }')).toThrow(/Address Ignore: expected/)
+  })
+
   it('refuses what it cannot read', () => {
     expect(() => compileSyncFilter({ ignoreAddresses: ['192.168.0.300'] })).toThrow(/Address Ignore: "192.168.0.300"/)
     expect(() => compileSyncFilter({ ignoreAddresses: ['10.0.0.0/33'] })).toThrow(/Address Ignore/)
+    expect(() => compileSyncFilter({ ignoreAddresses: ['fd00::/129'] })).toThrow(/Address Ignore: "fd00::\/129"/)
+    expect(() => compileSyncFilter({ ignoreAddresses: ['fd00:::1'] })).toThrow(/Address Ignore: "fd00:::1"/)
     expect(() => compileSyncFilter({ acceptProtocols: ['TPC'] })).toThrow(/Protocol Accept: unknown protocol "TPC"/)
+  })
+})
+
+describe('IPv6 (real traffic, make-samples-ipv6.sh)', () => {
+  // the Filter conntrackd ran with while the samples were taken, read from its own file
+  const FILTER6 = parseConntrackdFilter(readFileSync(DIR + 'ipv6-conntrackd-a.conf', 'utf8'))
+  const v4only = (flows: Flow[]) => flows.filter((f) => !f.orig.src.includes(':'))
+
+  it('reads the Filter of the real conntrackd.conf: IPv4_address and IPv6_address entries', () => {
+    expect(FILTER6).toEqual({
+      acceptProtocols: ['TCP', 'UDP', 'ICMP', 'IPv6-ICMP'],
+      ignoreAddresses: ['127.0.0.1', '::1', '192.168.10.11', '192.168.20.11', 'fd00:10::11', 'fd00:20::11', 'fd00:250::1'],
+    })
+  })
+
+  it('the kernel dump (both families) converges with the external cache, the Filter leaving out what conntrackd did', async () => {
+    const r = await cmp(sample('ipv6-kernel.txt'), sample('ipv6-external.txt'), { activeFilter: FILTER6 })
+    // left out: 8 VRRP and 2 IGMP entries (Protocol Accept), the sync traffic both ways and the
+    // flow to fd00:10::11 (Address Ignore: an own address as original or reply source)
+    expect(r.counts).toMatchObject({ active: 8, standby: 8, ignored: { active: 13, standby: 0 }, matched: 8, missing: 0, extra: 0, mismatched: 0 })
+    expect(r.converged).toBe(true)
+    const xml = await cmp(sample('ipv6-kernel.xml'), sample('ipv6-external.xml').filter((f) => f.orig.src.includes(':')), { activeFilter: FILTER6 })
+    expect(xml.counts).toMatchObject({ matched: 6, missing: 0, extra: 0, mismatched: 0 })
+  })
+
+  it('an IPv4-only kernel dump (a bare -L before 1.4.7, or -f ipv4) leaves every IPv6 entry as extra', async () => {
+    const r = await cmp(v4only(sample('ipv6-kernel.txt')), sample('ipv6-external.txt'), { activeFilter: FILTER6 })
+    expect(r.counts).toMatchObject({ matched: 2, extra: 6, missing: 0 })
+    expect(r.extra.map((f) => f.orig.sport ?? f.proto).sort()).toEqual([41001, 41002, 41003, 41004, 41005, 'icmpv6'].sort())
+  })
+
+  it('compares NAT66 reply tuples between the kernel and the internal cache', async () => {
+    const kernel = sample('ipv6-kernel.txt')
+    const ok = await cmp(kernel, sample('ipv6-internal.txt'), { activeFilter: FILTER6 })
+    expect(ok.counts).toMatchObject({ matched: 8, missing: 0, extra: 0, mismatched: 0 })
+    // the standby's copy of the DNAT66 flow points at another server: a reply mismatch
+    const other = sample('ipv6-internal.txt').map((f) => (f.orig.sport === 41002 ? { ...f, reply: { ...f.reply!, src: 'fd00:20::8' } } : f))
+    const bad = await cmp(kernel, other, { activeFilter: FILTER6 })
+    expect(bad.counts).toMatchObject({ matched: 8, mismatched: 1 })
+    expect(bad.mismatched[0]).toMatchObject({
+      key: '6 fd00:10::100 fd00:10::60 41002 8080 0',
+      fields: ['reply'],
+      active: { reply: { src: 'fd00:20::7', sport: 80 } },
+      standby: { reply: { src: 'fd00:20::8', sport: 80 } },
+    })
+    // an un-NATed standby copy of the SNAT66 flow differs too
+    const plain = sample('ipv6-internal.txt').map((f) => (f.orig.sport === 41003 ? { ...f, reply: { src: f.orig.dst, dst: f.orig.src, sport: f.orig.dport!, dport: f.orig.sport! } } : f))
+    expect((await cmp(kernel, plain, { activeFilter: FILTER6 })).mismatched.map((m) => [m.key, m.fields])).toEqual([['6 fd00:10::100 fd00:20::7 41003 9000 0', ['reply']]])
+  })
+
+  it('reports IPv6 differences with samples rebuilt from the text key, and carries them across polls', async () => {
+    const kernel = sample('ipv6-kernel.txt')
+    const external = sample('ipv6-external.txt').filter((f) => f.orig.sport !== 41001 && f.proto !== 'icmpv6')
+    const t0 = 9_000_000
+    const p1 = await compareFlows(kernel, external, { activeFilter: FILTER6, graceSeconds: 5, now: t0 })
+    // kernel ages (delta-time=2) are under the grace window: young, not missing
+    expect(p1.counts).toMatchObject({ young: 2, missing: 0 })
+    const old = kernel.map((f) => ({ ...f, age: 60 }))
+    const p2 = await compareFlows(old, external, { activeFilter: FILTER6, graceSeconds: 5, now: t0 })
+    expect(p2.counts).toMatchObject({ missing: 2, matched: 6 })
+    expect(p2.missing).toContainEqual({ proto: 'tcp', protonum: 6, state: 'ESTABLISHED', mark: 0, orig: { src: 'fd00:10::100', dst: 'fd00:20::7', sport: 41001, dport: 443 }, reply: { src: 'fd00:20::7', dst: 'fd00:10::100', sport: 443, dport: 41001 } })
+    expect(p2.missing).toContainEqual({ proto: 'icmpv6', protonum: 58, mark: 0, orig: { src: 'fd00:10::100', dst: 'fd00:20::7' }, reply: { src: 'fd00:20::7', dst: 'fd00:10::100' } })
+    // without ages: pending first, reported once the difference persisted for the window
+    const noAge = kernel.map(({ age: _a, ...f }) => f as Flow)
+    const q1 = await compareFlows(noAge, external, { activeFilter: FILTER6, graceSeconds: 5, now: t0 })
+    expect(q1.counts).toMatchObject({ pending: 2, missing: 0 })
+    const q2 = await compareFlows(noAge, external, { activeFilter: FILTER6, graceSeconds: 5, now: t0 + 5000, previous: q1.memo })
+    expect(q2.counts).toMatchObject({ pending: 0, missing: 2 })
+    expect([...q2.memo.keys()].sort()).toEqual(['m58 fd00:10::100 fd00:20::7 - - 0', 'm6 fd00:10::100 fd00:20::7 41001 443 0'])
+  })
+
+  it('keys IPv6 flows apart from IPv4 ones with the same numbers, and by zone', async () => {
+    const v4: Flow = { proto: 'udp', protonum: 17, orig: { src: '10.0.0.1', dst: '10.0.0.2', sport: 53, dport: 53 } }
+    const v6: Flow = { proto: 'udp', protonum: 17, orig: { src: 'fd00::a00:1', dst: 'fd00::a00:2', sport: 53, dport: 53 } }
+    const r = await cmp([v4, v6, { ...v6, zone: 2 }], [v6])
+    expect(r.counts).toMatchObject({ matched: 1, missing: 2, extra: 0 })
+    expect(r.missing).toEqual(expect.arrayContaining([v4, { ...v6, zone: 2 }]))
   })
 })

@@ -2,9 +2,10 @@ import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { exec } from '@hafw/core'
 import { loadInventory, type Model, type PairModel } from '@hafw/inventory'
+import { renderInventory } from '@hafw/render'
 import {
-  type CtSample, type Flow, type NodeInput, type NodeProbe, SILENT_MS, compareFlows, compileSyncFilter, judgePair, parseConntrackdStats,
-  parseProbe, probeScript, syncFilter,
+  type CtSample, type Flow, type NodeInput, type NodeProbe, ADDR_COMMAND, SILENT_MS, compareFlows, compileSyncFilter, conntrackListCommand, dumpCommand, formatVerify, judgePair,
+  parseAddrLine, parseAddrs, parseConntrackdFilter, parseConntrackdStats, parseProbe, probeScript, syncFilter,
 } from '@hafw/verify'
 
 /*
@@ -63,7 +64,10 @@ describe('probe script and parser', () => {
   it('is valid sh and asks for everything verify judges', async () => {
     const s = probeScript({ conntrackdConf: CONF })
     expect((await exec('sh', ['-n'], { input: s, allowFail: true })).code).toBe(0)
-    for (const want of ['ip -o -4 addr show', 'systemctl is-active', '/run/hafw/state.json', 'nf_conntrack_count', `conntrackd -C ${CONF} -s`]) expect(s).toContain(want)
+    for (const want of ['\nip -o addr show\n', 'systemctl is-active', '/run/hafw/state.json', 'nf_conntrack_count', `conntrackd -C ${CONF} -s`]) expect(s).toContain(want)
+    // one command, both families: no -4 (nor -6) in the probe
+    expect(s).not.toMatch(/ip -o -[46]/)
+    expect(probeScript({ conntrackdConf: CONF, brief: true })).toContain(`\n${ADDR_COMMAND}\n`)
     expect(probeScript({ conntrackdConf: CONF, statsOnly: true })).not.toContain('ip -o')
     expect(probeScript({})).not.toContain('conntrackd -C')
   })
@@ -211,5 +215,146 @@ describe('compareFlows: an old entry only on the standby', () => {
     expect(p2.counts).toMatchObject({ extra: 1, pending: 0 })
     // a young one is skipped at once
     expect((await compareFlows([], [{ ...f, age: 1 }], { graceSeconds: 5 })).counts).toMatchObject({ young: 1, pending: 0, extra: 0 })
+  })
+})
+
+/*
+ * IPv6 VIPs, from the dual-stack pair make-samples-ipv6.sh runs (keepalived 2.2.7 with IPv4 and
+ * native IPv6 instances in one sync group): `ip -o addr show` on the MASTER, the BACKUP, and the
+ * BACKUP once VRRP was blocked on it (a real split brain). test/fixtures/conntrack/ipv6-pair.yaml
+ * is that pair as an inventory.
+ */
+describe('IPv6 VIPs and the dual-stack pair', () => {
+  let m6: Model
+  let fw6: PairModel
+  const v6ct = { general: read('ipv6-stats-standby.txt'), link: read('ipv6-stats-standby-link.txt'), network: read('stats-active-network.txt') }
+  const at = (name: string, addr: string) => node(name, probe(output({ addr, ct: v6ct })))
+  const ACTIVE = read('ipv6-addr-active.txt')
+  const BACKUP = read('ipv6-addr-backup.txt')
+
+  it('loads the sampled pair', async () => {
+    m6 = await loadInventory(DIR + 'ipv6-pair.yaml')
+    fw6 = m6.pairs[0]!
+    expect(fw6.vrrp.instances.map((i) => [i.name, i.family])).toEqual([['VI_IN', 4], ['VI_OUT', 4], ['VI6_IN', 6], ['VI6_OUT', 6]])
+  })
+
+  it('reads both families from `ip -o addr show`, leaving out link-local addresses', () => {
+    const a = parseAddrs(ACTIVE)
+    expect(a.filter((x) => x.device === 'in0')).toEqual([
+      { device: 'in0', ip: '192.168.10.11' },
+      { device: 'in0', ip: '192.168.10.10' },
+      { device: 'in0', ip: 'fd00:10::60' },
+      { device: 'in0', ip: 'fd00:10::1' },
+      { device: 'in0', ip: 'fd00:10::11' },
+    ])
+    expect(ACTIVE).toMatch(/inet6 fe80::\S+ scope link/)
+    expect(a.some((x) => x.ip.startsWith('fe80'))).toBe(false)
+    expect(a).toContainEqual({ device: 'lo', ip: '::1' })
+    expect(a.filter((x) => x.device === 'sync0')).toEqual([{ device: 'sync0', ip: 'fd00:250::1' }])
+    // the IPv4 lines alone are what `ip -o -4 addr show` prints: read as before
+    const v4 = ACTIVE.split('\n').filter((l) => / inet /.test(l)).join('\n')
+    expect(parseAddrs(v4)).toEqual(a.filter((x) => !x.ip.includes(':')))
+  })
+
+  it('one line at a time: tentative and dadfailed IPv6 addresses are marked, and still count as held', () => {
+    const line = ACTIVE.split('\n').find((l) => l.includes('fd00:20::60/64'))!
+    expect(parseAddrLine(line)).toEqual({ device: 'out0', ip: 'fd00:20::60' })
+    const tentative = line.replace('nodad', 'tentative')
+    expect(parseAddrLine(tentative)).toEqual({ device: 'out0', ip: 'fd00:20::60', tentative: true })
+    expect(parseAddrLine(line.replace('nodad', 'dadfailed tentative'))).toMatchObject({ tentative: true })
+    // a word after the "\\" (the lifetimes) is no flag
+    expect(parseAddrLine(line + ' tentative')).toEqual({ device: 'out0', ip: 'fd00:20::60' })
+    expect(parseAddrs(tentative)).toEqual([{ device: 'out0', ip: 'fd00:20::60' }])
+    expect(parseAddrLine(ACTIVE.split('\n').find((l) => l.includes('fe80::'))!)).toBeNull()
+    expect(parseAddrLine('3: out0    inet 192.168.20.10/24 scope global secondary out0\\       valid_lft forever')).toEqual({ device: 'out0', ip: '192.168.20.10' })
+  })
+
+  it('keeps IPv6 addresses in the canonical text the model holds', () => {
+    // what ip (inet_ntop) prints for a VIP ::102:304 (six leading zero groups: a dotted quad)
+    const line = ACTIVE.split('\n').find((l) => l.includes('fd00:10::60/64'))!
+    expect(parseAddrs(line.replace('fd00:10::60/64', '::1.2.3.4/64'))).toEqual([{ device: 'in0', ip: '::102:304' }])
+    expect(parseAddrs(line)).toEqual([{ device: 'in0', ip: fw6.vrrp.instances[2]!.vips[1]!.ip }])
+  })
+
+  it('a healthy dual-stack pair: the node holding the IPv4 and IPv6 VIPs is active', () => {
+    const h = judgePair(fw6, [at('fw6a', ACTIVE), at('fw6b', BACKUP)])
+    expect(h.problems).toEqual([])
+    expect(h).toMatchObject({ active: 'fw6a', standby: 'fw6b' })
+    expect(h.instances.find((i) => i.instance === 'VI6_OUT')).toEqual({
+      instance: 'VI6_OUT',
+      vips: [{ vip: 'fd00:20::1', holders: ['fw6a'] }, { vip: 'fd00:20::60', holders: ['fw6a'] }],
+      roles: { fw6a: 'MASTER', fw6b: 'BACKUP' },
+      master: 'fw6a',
+    })
+    // sync over IPv6: the same counters (conntrackd -s on fw6b)
+    expect(h.sync!.fw6b).toMatchObject({ running: true, link: 'RUNNING', external: 8 })
+  })
+
+  it('an IPv4-only view of the same node (`ip -o -4 addr`) would see no MASTER for the IPv6 instances', () => {
+    const v4 = (t: string) => t.split('\n').filter((l) => / inet /.test(l)).join('\n') + '\n'
+    const h = judgePair(fw6, [at('fw6a', v4(ACTIVE)), at('fw6b', v4(BACKUP))])
+    expect(h.active).toBeNull()
+    expect(h.problems.filter((p) => p.kind === 'no-master').map((p) => p.message)).toEqual([
+      'VI6_IN: no MASTER: no node holds fd00:10::1, fd00:10::60',
+      'VI6_OUT: no MASTER: no node holds fd00:20::1, fd00:20::60',
+    ])
+  })
+
+  it('split brain on IPv6 VIPs (real: fw6b stopped hearing fw6a\'s adverts)', () => {
+    const h = judgePair(fw6, [at('fw6a', ACTIVE), at('fw6b', read('ipv6-addr-splitbrain-backup.txt'))])
+    expect(h.active).toBeNull()
+    expect(h.problems.filter((p) => p.kind === 'split-brain').map((p) => p.instance)).toEqual(['VI_IN', 'VI_OUT', 'VI6_IN', 'VI6_OUT'])
+    expect(h.problems.find((p) => p.instance === 'VI6_OUT')!.message).toBe('VI6_OUT: two MASTERs (split brain): fw6a holds fd00:20::1, fd00:20::60; fw6b holds fd00:20::1, fd00:20::60')
+    // only the IPv6 VIPs on both: split brain for the IPv6 instances, a split sync group otherwise
+    const onlyV6 = read('ipv6-addr-splitbrain-backup.txt').split('\n').filter((l) => !/192\.168\.\d+\.10\//.test(l)).join('\n')
+    const h6 = judgePair(fw6, [at('fw6a', ACTIVE), at('fw6b', onlyV6)])
+    expect(h6.problems.filter((p) => p.kind === 'split-brain').map((p) => p.instance)).toEqual(['VI6_IN', 'VI6_OUT'])
+  })
+
+  it('an IPv6 VIP missing on the MASTER, or on another device', () => {
+    const lacking = judgePair(fw6, [at('fw6a', ACTIVE.replace(/^.*fd00:10::60\/64.*\n/m, '')), at('fw6b', BACKUP)])
+    expect(lacking.problems).toEqual([expect.objectContaining({ kind: 'vip-missing', node: 'fw6a', instance: 'VI6_IN', message: 'VI6_IN: fw6a is MASTER but lacks fd00:10::60' })])
+    const moved = judgePair(fw6, [at('fw6a', ACTIVE.replace('3: out0    inet6 fd00:20::60/64', '2: in0    inet6 fd00:20::60/64')), at('fw6b', BACKUP)])
+    expect(moved.problems).toEqual([expect.objectContaining({ kind: 'vip-wrong-device', message: 'VI6_OUT: fw6a holds fd00:20::60 on in0, not on out0 (outside)' })])
+  })
+
+  it('the sync Filter is the rendered conntrackd.conf\'s, both families, plus the SSH addresses', () => {
+    const rendered = renderInventory(m6, { pair: 'fw6', node: 'fw6a' })[0]!.files.find((x) => x.path.endsWith('/conntrackd.conf'))!.content
+    // what render promises: the node's IPv6 addresses as IPv6_address lines
+    expect(rendered).toMatch(/^\s*IPv6_address fd00:20::11$/m)
+    const inFile = parseConntrackdFilter(rendered).ignoreAddresses!
+    const f = syncFilter(m6, fw6, fw6.nodes[0])
+    // SSH goes to fd00:10::11 / fd00:10::12: hafw's own connections, left out over IPv6 too
+    expect(f.ignoreAddresses).toEqual([...new Set([...inFile, 'fd00:10::11', 'fd00:10::12'])])
+    expect(syncFilter(m6, fw6, fw6.nodes[0])).toBe(f) // one render per node and model
+    const keep = compileSyncFilter(f)
+    const from = (src: string): Flow => ({ proto: 'tcp', protonum: 6, orig: { src, dst: 'fd00:20::7', sport: 1, dport: 2 } })
+    expect(keep(from('fd00:10::12'))).toBe(false)
+    expect(keep(from('fd00:10::100'))).toBe(true)
+    // every own address of fw6a, either family, is left out exactly when the file lists it:
+    // verify mirrors what the deployed conntrackd syncs, not the model
+    const own = Object.values(fw6.nodes[0].interfaces).flatMap((i) => [i.address?.ip, i.address6?.ip]).filter((a): a is string => !!a)
+    expect(own).toContain('fd00:20::11')
+    const listed = new Set([...inFile, 'fd00:10::11'])
+    for (const a of own) expect(keep(from(a)), a).toBe(!listed.has(a))
+  })
+
+  it('the kernel dump command asks for each family once, in one channel', () => {
+    expect(dumpCommand('kernel', CONF)).toBe('conntrack -L -f ipv4 -o ktimestamp && conntrack -L -f ipv6 -o ktimestamp')
+    expect(conntrackListCommand('-p tcp')).toBe('conntrack -L -f ipv4 -p tcp && conntrack -L -f ipv6 -p tcp')
+    expect(dumpCommand('external', CONF)).toBe(`conntrackd -C ${CONF} -e`)
+  })
+
+  it('prints IPv6 flows with bracketed addresses', () => {
+    const f: Flow = { proto: 'tcp', protonum: 6, orig: { src: 'fd00:10::100', dst: 'fd00:10::60', sport: 41002, dport: 8080 }, state: 'ESTABLISHED' }
+    const text = formatVerify({
+      ok: false, site: 'v6samples', ms: 1000,
+      pairs: [{
+        pair: 'fw6', kind: 'firewall', ok: false, converged: false, active: 'fw6a', standby: 'fw6b', source: 'kernel',
+        counts: { activeKernel: 1, activeInternal: 1, standbyExternal: 0, compared: { active: 1, standby: 0 }, ignored: { active: 0, standby: 0 }, matched: 0, missing: 1, extra: 0, mismatched: 0, movedOn: 0, young: 0, pending: 0 },
+        missing: [f], extra: [], mismatched: [], problems: [], roles: {}, vips: [], sync: null, polls: 1, ms: 1000, dumps: [], peakHeld: 1,
+      }],
+    })
+    expect(text).toContain('missing on fw6b: tcp [fd00:10::100]:41002 -> [fd00:10::60]:8080 ESTABLISHED')
   })
 })

@@ -5,6 +5,7 @@ import {
   type Flow,
   FlowTextParser,
   FlowXmlParser,
+  dumpCommand,
   flowKey,
   isNat,
   parseFlows,
@@ -143,7 +144,7 @@ describe('conntrackd -i / -e caches', () => {
 
 describe('streaming', () => {
   it('gives the same result for any chunking, bytes or strings', () => {
-    for (const f of ['kernel.xml', 'kernel-ktimestamp.xml', 'internal.xml', 'kernel.txt', 'kernel-extended.txt', 'external.txt']) {
+    for (const f of ['kernel.xml', 'kernel-ktimestamp.xml', 'internal.xml', 'kernel.txt', 'kernel-extended.txt', 'external.txt', 'ipv6-kernel.txt', 'ipv6-kernel-extended.txt', 'ipv6-kernel.xml', 'ipv6-internal.txt', 'ipv6-external.xml']) {
       const whole = parse(f)
       const buf = readFileSync(DIR + f)
       for (const size of [1, 2, 7, 64, 1000]) {
@@ -226,5 +227,106 @@ describe('bad input', () => {
   it('skips conntrack\'s own summary line if stderr was merged', () => {
     const t = read('kernel.txt') + 'conntrack v1.4.7 (conntrack-tools): 21 flow entries have been shown.\n'
     expect(parseFlowsSync(t)).toHaveLength(21)
+  })
+})
+
+// Real IPv6 traffic through a dual-stack pair (make-samples-ipv6.sh): a routed TCP flow (41001),
+// DNAT66 (41002), SNAT66 (41003), a closed one (41004), UDP (41005), a flow to the firewall's own
+// address (41006), IPv4 alongside (41011), pings over both families, keepalived's VRRP adverts.
+describe('IPv6 (real traffic, conntrack-tools 1.4.7)', () => {
+  const isV6 = (f: Flow) => f.orig.src.includes(':')
+  const kernel = parse('ipv6-kernel.txt')
+
+  it('the kernel dump verify runs lists IPv4, then IPv6, each entry once', () => {
+    // the fixture is that command's output, taken as it is written in collect.ts
+    expect(read('make-samples-ipv6.sh')).toContain(`ca sh -c '${dumpCommand('kernel', '/unused')}'`)
+    expect(kernel).toHaveLength(read('ipv6-kernel.txt').trim().split('\n').length)
+    const first6 = kernel.findIndex(isV6)
+    expect(first6).toBeGreaterThan(0)
+    expect(kernel.slice(first6).every(isV6)).toBe(true)
+    // a bare `conntrack -L` of 1.4.7 asks for every family (AF_UNSPEC): the same entries
+    const plain = parse('ipv6-kernel-plain.txt')
+    expect(plain.some(isV6)).toBe(true)
+    expect(keys(kernel)).toEqual(keys(plain))
+    expect(new Set(kernel.map(flowKey)).size).toBe(kernel.length)
+  })
+
+  it('reads IPv6 tuples, NAT66 reply tuples and the timestamp columns', () => {
+    const routed = byPort(kernel, 41001)
+    expect(routed).toMatchObject({
+      proto: 'tcp', state: 'ESTABLISHED', assured: true, mark: 0, age: 2,
+      orig: { src: 'fd00:10::100', dst: 'fd00:20::7', sport: 41001, dport: 443 },
+      reply: { src: 'fd00:20::7', dst: 'fd00:10::100', sport: 443, dport: 41001 },
+    })
+    expect(isNat(routed)).toBe(false)
+    const dnat = byPort(kernel, 41002)
+    expect(dnat.orig).toEqual({ src: 'fd00:10::100', dst: 'fd00:10::60', sport: 41002, dport: 8080 })
+    expect(dnat.reply).toEqual({ src: 'fd00:20::7', dst: 'fd00:10::100', sport: 80, dport: 41002 })
+    expect(isNat(dnat)).toBe(true)
+    const snat = byPort(kernel, 41003)
+    expect(snat.reply).toEqual({ src: 'fd00:20::7', dst: 'fd00:20::60', sport: 9000, dport: 41003 })
+    expect(isNat(snat)).toBe(true)
+    expect(byPort(kernel, 41004)).toMatchObject({ state: 'TIME_WAIT', timeout: 118 })
+    expect(byPort(kernel, 41005)).toMatchObject({ proto: 'udp', protonum: 17, orig: { dport: 53 } })
+    // "[start=Wed Dec  2 15:36:56 2026]" (ktimestamp) holds spaces and is skipped as a whole
+    expect(read('ipv6-kernel.txt')).toMatch(/\[start=\w+ \w+ +\d+ [\d:]+ \d+\] use=1/)
+  })
+
+  it('reads ICMPv6 type/code/id, VRRP adverts from link-local addresses, IGMP', () => {
+    const pings = kernel.filter((f) => f.proto === 'icmpv6')
+    expect(pings).toHaveLength(1)
+    expect(pings[0]).toMatchObject({ protonum: 58, orig: { src: 'fd00:10::100', dst: 'fd00:20::7', type: 128, code: 0 }, reply: { type: 129, code: 0 } })
+    expect(pings[0]!.orig.id).toBe(pings[0]!.reply!.id)
+    expect(pings[0]!.id).toBeUndefined() // the ICMPv6 id is the tuple's, not the conntrack id
+    const vrrp = kernel.filter((f) => f.protonum === 112)
+    expect(vrrp.every((f) => f.proto === 'vrrp' && f.unreplied)).toBe(true)
+    expect(vrrp.filter(isV6).map((f) => f.orig.dst)).toEqual(['ff02::12', 'ff02::12', 'ff02::12', 'ff02::12'])
+    expect(vrrp.filter(isV6).every((f) => f.orig.src.startsWith('fe80::'))).toBe(true)
+    expect(kernel.filter((f) => f.protonum === 2).map((f) => f.proto)).toEqual(['igmp', 'igmp'])
+  })
+
+  it('-o extended prefixes "ipv6     10": the same IPv6 flows, with conntrack ids', () => {
+    const ext = parse('ipv6-kernel-extended.txt')
+    expect(read('ipv6-kernel-extended.txt').split('\n').filter(Boolean).every((l) => l.startsWith('ipv6     10 '))).toBe(true)
+    expect(keys(ext)).toEqual(keys(kernel.filter(isV6)))
+    expect(ext.every((f) => typeof f.id === 'number' && f.id > 0)).toBe(true)
+    const icmp = ext.find((f) => f.proto === 'icmpv6')!
+    expect(icmp.orig.id).toBe(3666)
+    expect(icmp.id).toBe(347745860)
+  })
+
+  it('the XML form gives the same IPv6 flows, NAT66 reply tuples and ages, no ICMPv6 type/id', () => {
+    const xml = parse('ipv6-kernel.xml')
+    const txt = parse('ipv6-kernel-extended.txt')
+    expect(keys(xml)).toEqual(keys(txt))
+    for (const f of xml) {
+      const t = txt.find((x) => flowKey(x) === flowKey(f))!
+      expect(f.id).toBe(t.id)
+      expect(f.age).toBe(t.age)
+      if (f.proto !== 'icmpv6') expect(f.reply).toEqual(t.reply)
+    }
+    expect(byPort(xml, 41002).reply).toEqual({ src: 'fd00:20::7', dst: 'fd00:10::100', sport: 80, dport: 41002 })
+    expect(xml.find((f) => f.proto === 'icmpv6')!.orig).toEqual({ src: 'fd00:10::100', dst: 'fd00:20::7' })
+    expect(xml.filter((f) => f.protonum === 112).every((f) => f.proto === 'vrrp')).toBe(true)
+  })
+
+  it('reads conntrackd caches with both families: no layer-3 column, no mark for entries learned from events', () => {
+    expect(read('ipv6-internal.txt')).not.toMatch(/^ipv[46] /m)
+    const internal = parse('ipv6-internal.txt')
+    const external = parse('ipv6-external.txt')
+    expect(internal).toHaveLength(8)
+    expect(internal.filter(isV6)).toHaveLength(6)
+    expect(keys(parse('ipv6-internal.xml'))).toEqual(keys(internal))
+    expect(keys(parse('ipv6-external.xml'))).toEqual(keys(external))
+    expect(keys(external)).toEqual(keys(internal))
+    // conntrackd prints a mark only when the kernel sent one: not for mark 0 in a new-entry event
+    expect([...internal, ...external].every((f) => f.mark === undefined && typeof f.age === 'number')).toBe(true)
+    expect(byPort(internal, 41002).reply).toEqual(byPort(kernel, 41002).reply)
+    expect(byPort(internal, 41003).reply).toEqual(byPort(kernel, 41003).reply)
+    expect(external.every((f) => f.reply === undefined)).toBe(true)
+    expect(internal.find((f) => f.proto === 'icmpv6')).toMatchObject({ orig: { type: 128, code: 0, id: 3666 }, reply: { type: 129, id: 3666 } })
+    expect(external.find((f) => f.proto === 'icmpv6')).toMatchObject({ orig: { type: 128, code: 0, id: 3666 } })
+    // the flow to fw6a's own address and the sync traffic never reach the cache (Address Ignore)
+    expect(internal.some((f) => f.orig.sport === 41006 || f.orig.dport === 3780 || f.protonum === 112)).toBe(false)
   })
 })

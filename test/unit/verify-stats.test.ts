@@ -44,6 +44,17 @@ describe('conntrackd -s', () => {
     expect(down.errorsSend).toBeGreaterThan(0)
   })
 
+  it('reads a standby syncing over IPv6 (IPv6_address in the UDP section): the same shapes', () => {
+    const s = stats('ipv6-stats-standby.txt')
+    expect(s.unparsed).toEqual([])
+    // taken right after its `conntrackd -e` (make-samples-ipv6.sh): every entry, both families
+    expect(s.external).toMatchObject({ active: parseFlowsSync(read('ipv6-external.txt')).length, createFailed: 0, updateFailed: 0 })
+    expect(s.internal!.active).toBe(0)
+    expect(s.links).toEqual([expect.objectContaining({ transport: 'UDP', device: 'sync0', errorsSend: 0, errorsRecv: 0 })])
+    expect(s.links[0]!.packetsRecv).toBeGreaterThan(0)
+    expect(stats('ipv6-stats-standby-link.txt').links).toEqual([expect.objectContaining({ device: 'sync0', status: 'RUNNING', packetsRecv: s.links[0]!.packetsRecv })])
+  })
+
   it('reads -s cache with its nested counters', () => {
     const s = stats('stats-active-cache.txt')
     expect(s.unparsed).toEqual([])

@@ -264,7 +264,7 @@ async function handOver(pair: PairModel, c: NodeCtx, peer: Session, log: ReturnT
   await c.session.exec('systemctl stop keepalived.service', { timeoutMs: 30_000, signal })
   const limit = Date.now() + 10_000 + 4 * pair.vrrp.advert_int * 1000
   for (;;) {
-    const r = await peer.exec("ip -o -4 addr show; echo @@state; cat /run/hafw/state.json 2>/dev/null", { timeoutMs: 10_000, signal })
+    const r = await peer.exec("ip -o addr show; echo @@state; cat /run/hafw/state.json 2>/dev/null", { timeoutMs: 10_000, signal })
     const [addr = '', state = ''] = r.stdout.split('@@state')
     const peerName = pair.nodes.find((n) => n.name !== c.name)!.name
     const all = vipHolders(pair, { [peerName]: parseAddrs(addr) }).every((i) => i.vips.every((v) => v.holders.length === 1))

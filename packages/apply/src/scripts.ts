@@ -46,7 +46,8 @@ function checkCommand(f: RenderedFile, staged: string): string | null {
     case 'keepalived':
       return `keepalived -t -f ${q(staged)}`
     case 'iptables':
-      return `iptables-restore ${/^:HAFW-/m.test(f.content) ? '--noflush ' : ''}--test ${q(staged)}`
+    case 'ip6tables':
+      return `${f.check}-restore ${/^:HAFW-/m.test(f.content) ? '--noflush ' : ''}--test ${q(staged)}`
     case 'nftables':
       return `nft -c -f ${q(staged)}`
     case 'script':
@@ -72,7 +73,11 @@ export function stageScript(s: StageSpec): string {
   for (const f of s.files) L.push(writeFile(`${W}/files${q(f.path)}`, f.content))
   L.push(writeFile(`${W}/manifest.json`, s.manifestJson), writeFile(`${W}/rollback.sh`, s.rollback), `: > ${W}/absent`)
   if (s.prev !== null) L.push(`echo ${s.prev} > ${W}/prev`)
-  L.push(s.backend === 'iptables' ? `iptables-save > ${W}/ruleset.save 2>/dev/null || true` : `nft list ruleset > ${W}/ruleset.save 2>/dev/null || true`)
+  L.push(
+    s.backend === 'iptables'
+      ? `iptables-save > ${W}/ruleset.save 2>/dev/null || true; ip6tables-save > ${W}/ruleset6.save 2>/dev/null || true`
+      : `nft list ruleset > ${W}/ruleset.save 2>/dev/null || true`,
+  )
   const staged: string[] = []
   for (const c of s.changes) {
     const p = q(c.path)
@@ -204,7 +209,10 @@ export function rollbackScript(s: { gen: number; prev: number | null; backend: B
     if (unit && wasStopped.has(unit)) continue
     if (st.service === 'firewall') {
       // the loader of the previous generation, or (none before hafw) the saved live ruleset
-      const restore = s.backend === 'iptables' ? `iptables-restore < ${D}/ruleset.save` : `{ echo 'flush ruleset'; cat ${D}/ruleset.save; } | nft -f -`
+      const restore =
+        s.backend === 'iptables'
+          ? `{ iptables-restore < ${D}/ruleset.save && { [ ! -s ${D}/ruleset6.save ] || ip6tables-restore < ${D}/ruleset6.save; }; }`
+          : `{ echo 'flush ruleset'; cat ${D}/ruleset.save; } | nft -f -`
       L.push(`if [ -x ${q(st.command[0]!)} ]; then ${stepLine(st)}; else ${restore}; fi || echo "failed: firewall"`)
     } else if (st.command[0]?.startsWith('/')) {
       L.push(`[ -x ${q(st.command[0])} ] && ${stepLine(st)} || echo ${q(`skipped or failed: ${st.service}`)}`)

@@ -52,12 +52,13 @@ async function keepalived(ctx: Ctx, f: RenderedFile): Promise<Verdict> {
 async function firewallRules(ctx: Ctx, f: RenderedFile): Promise<Verdict> {
   const path = tmp(ctx, f.path)
   const nft = f.check === 'nftables'
+  const restore = f.check === 'ip6tables' ? 'ip6tables-restore' : 'iptables-restore'
   const noflush = !nft && /^:HAFW-/m.test(f.content) ? ['--noflush'] : []
   const steps: [string, string, string[]][] = nft
     ? [['nft -c', 'nft', ['-c', '-f', path]], ['nft -f (netns)', 'nft', ['-f', path]]]
     : [
-        [`iptables-restore ${[...noflush, '--test'].join(' ')}`, 'iptables-restore', [...noflush, '--test', path]],
-        ['iptables-restore (netns)', 'iptables-restore', [...noflush, path]],
+        [`${restore} ${[...noflush, '--test'].join(' ')}`, restore, [...noflush, '--test', path]],
+        [`${restore} (netns)`, restore, [...noflush, path]],
       ]
   for (const [tool, cmd, args] of steps) {
     const r = await ctx.ns.run(cmd, args)
@@ -73,28 +74,34 @@ async function shellSyntax(ctx: Ctx, f: RenderedFile): Promise<Verdict | null> {
 
 /** hafw-firewall, loaded twice: both runs succeed and every jump exists exactly once. */
 async function firewallScript(ctx: Ctx, f: RenderedFile): Promise<Verdict> {
-  const rules = ctx.files.find((x) => x.service === 'firewall' && x.path !== f.path)
+  const rules = ctx.files.find((x) => x.service === 'firewall' && (x.check === 'iptables' || x.check === 'nftables'))
+  const rules6 = ctx.files.find((x) => x.check === 'ip6tables')
   if (!rules) return fail('hafw-firewall', 'no rules file rendered for it')
+  const env = { HAFW_FIREWALL_RULES: tmp(ctx, rules.path), ...(rules6 ? { HAFW_FIREWALL_RULES6: tmp(ctx, rules6.path) } : {}) }
   for (const run of [1, 2]) {
-    const r = await ctx.ns.run('sh', [tmp(ctx, f.path)], { env: { HAFW_FIREWALL_RULES: tmp(ctx, rules.path) } })
+    const r = await ctx.ns.run('sh', [tmp(ctx, f.path)], { env })
     if (r.code !== 0) return fail('sh -n; hafw-firewall in netns', `run ${run}: exit ${r.code}`, out(r))
   }
   if (rules.check === 'nftables') {
-    const r = await ctx.ns.run('nft', ['list', 'table', 'ip', 'hafw'])
-    if (r.code !== 0) return fail('hafw-firewall in netns', 'table ip hafw missing after loading', out(r))
-    return pass('sh -n; hafw-firewall in netns', `loaded twice, table ip hafw has ${(r.stdout.match(/^\s+chain /gm) ?? []).length} chains`)
+    const r = await ctx.ns.run('nft', ['list', 'table', 'inet', 'hafw'])
+    if (r.code !== 0) return fail('hafw-firewall in netns', 'table inet hafw missing after loading', out(r))
+    return pass('sh -n; hafw-firewall in netns', `loaded twice, table inet hafw has ${(r.stdout.match(/^\s+chain /gm) ?? []).length} chains`)
   }
-  const save = await ctx.ns.run('iptables-save', [])
-  let table = ''
-  const jumps: string[] = []
-  for (const l of save.stdout.split('\n')) {
-    if (l.startsWith('*')) table = l.slice(1)
-    else if (/^-A [A-Z]+ -j HAFW-/.test(l)) jumps.push(`${table}: ${l}`)
+  const said: string[] = []
+  for (const save of rules6 ? ['iptables-save', 'ip6tables-save'] : ['iptables-save']) {
+    const dump = await ctx.ns.run(save, [])
+    let table = ''
+    const jumps: string[] = []
+    for (const l of dump.stdout.split('\n')) {
+      if (l.startsWith('*')) table = l.slice(1)
+      else if (/^-A [A-Z]+ -j HAFW-/.test(l)) jumps.push(`${table}: ${l}`)
+    }
+    const dup = jumps.filter((l, i) => jumps.indexOf(l) !== i)
+    if (dup.length) return fail('hafw-firewall in netns', `${save}: jumps duplicated by a second run`, dup.join('\n'))
+    const rulesCount = dump.stdout.split('\n').filter((l) => l.startsWith('-A ')).length
+    said.push(`${rulesCount} ${save === 'iptables-save' ? 'IPv4' : 'IPv6'} rules${jumps.length ? `, ${jumps.length} jumps once each` : ''}`)
   }
-  const dup = jumps.filter((l, i) => jumps.indexOf(l) !== i)
-  if (dup.length) return fail('hafw-firewall in netns', 'jumps duplicated by a second run', dup.join('\n'))
-  const rulesCount = save.stdout.split('\n').filter((l) => l.startsWith('-A ')).length
-  return pass('sh -n; hafw-firewall in netns', `loaded twice, ${rulesCount} rules${jumps.length ? `, ${jumps.length} jumps once each` : ''}`)
+  return pass('sh -n; hafw-firewall in netns', `loaded twice, ${said.join('; ')}`)
 }
 
 /** hafw-routing, run twice: routes replaced, each policy rule present once. */
@@ -103,10 +110,12 @@ async function routingScript(ctx: Ctx, f: RenderedFile): Promise<Verdict> {
     const r = await ctx.ns.run('sh', [tmp(ctx, f.path)])
     if (r.code !== 0) return fail('sh -n; hafw-routing in netns', `run ${run}: exit ${r.code}`, out(r))
   }
-  const rules = (await ctx.ns.run('ip', ['rule', 'list'])).stdout.split('\n').filter((l) => l.includes('fwmark'))
-  const dup = rules.filter((l, i) => rules.findIndex((x) => x.replace(/^\d+:/, '') === l.replace(/^\d+:/, '')) !== i)
+  const lines = async (args: string[], keep: RegExp) =>
+    (await Promise.all(['-4', '-6'].map((f) => ctx.ns.run('ip', [f, ...args])))).flatMap((r, k) => r.stdout.split('\n').filter((l) => keep.test(l)).map((l) => `${k ? '-6' : '-4'} ${l}`))
+  const rules = await lines(['rule', 'list'], /fwmark/)
+  const dup = rules.filter((l, i) => rules.findIndex((x) => x.replace(/ \d+:/, '') === l.replace(/ \d+:/, '')) !== i)
   if (dup.length) return fail('hafw-routing in netns', 'policy rules duplicated by a second run', dup.join('\n'))
-  const routes = (await ctx.ns.run('ip', ['route', 'show', 'table', 'all'])).stdout.split('\n').filter((l) => / via /.test(l))
+  const routes = await lines(['route', 'show', 'table', 'all'], / via /)
   return pass('sh -n; hafw-routing in netns', `ran twice: ${routes.length} routes via gateways, ${rules.length} fwmark rules`)
 }
 
@@ -300,6 +309,7 @@ export const CHECKERS: Record<RenderedFile['check'], Checker> = {
   keepalived,
   conntrackd,
   iptables: firewallRules,
+  ip6tables: firewallRules,
   nftables: firewallRules,
   script,
   unit,
@@ -313,7 +323,7 @@ export const CHECKERS: Record<RenderedFile['check'], Checker> = {
 /** Files that others depend on go first: the ruleset before its loader, conntrackd before hafw-notify. */
 export function checkOrder(f: RenderedFile): number {
   if (f.path === SCRIPTS.notify) return 90
-  const order: Partial<Record<RenderedFile['check'], number>> = { sysctl: 1, modules: 2, rt_tables: 3, iptables: 10, nftables: 10, conntrackd: 80 }
+  const order: Partial<Record<RenderedFile['check'], number>> = { sysctl: 1, modules: 2, rt_tables: 3, iptables: 10, ip6tables: 10, nftables: 10, conntrackd: 80 }
   if (f.path === SCRIPTS.firewall) return 11
   if (f.path === SCRIPTS.routing) return 20
   if (f.check === 'rule-if' || f.check === 'route-if') return 21

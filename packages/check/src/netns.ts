@@ -3,7 +3,7 @@ import type { Iface } from '@hafw/inventory'
 
 /*
  * A throwaway network namespace that looks like the node: every inventory device exists (one
- * end of a veth pair; this kernel has no dummy links), is up and carries the node's address.
+ * end of a veth pair; this kernel has no dummy links), is up and carries the node's addresses.
  * Rulesets, routes, sysctls and conntrackd act on it, never on the host.
  */
 
@@ -33,6 +33,8 @@ export async function createNetns(ifaces: Iface[]): Promise<Netns & { remove: ()
       await ip(['link', 'set', peer, 'up'])
       await ip(['link', 'set', i.device, 'up'])
       if (i.address) await ip(['addr', 'add', i.address.cidr, 'dev', i.device])
+      // nodad: the address is usable at once (duplicate detection would hold routes via it back for a second)
+      if (i.address6) await ip(['addr', 'add', i.address6.cidr, 'dev', i.device, 'nodad'])
     }
   } catch (e) {
     await remove()

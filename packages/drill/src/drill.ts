@@ -5,8 +5,8 @@ import { labProbes, type LabProbe } from '@hafw/lab'
 import { fenceRefusal, lockedLines } from '@hafw/plan'
 import { pairNodeView } from '@hafw/render'
 import { shellQuote } from '@hafw/transport'
-import { describe as describeVerify, parseFlowsSync, SessionPool, verifyPairModel, type PairVerifyResult, type Problem } from '@hafw/verify'
-import { judge, phaseFlows, type PhaseVerdictInput } from './analyze.js'
+import { ADDR_COMMAND, conntrackListCommand, describe as describeVerify, parseAddrs, parseFlowsSync, SessionPool, verifyPairModel, type PairVerifyResult, type Problem } from '@hafw/verify'
+import { countByFamily, judge, phaseFlows, type PhaseVerdictInput } from './analyze.js'
 import { gapBound, masterDownMs, type GapBound } from './bounds.js'
 import { measureOffset } from './clock.js'
 import { armScript, disarmScript, planFault, SSH_DEVICE_SCRIPT, type FaultPlan } from './faults.js'
@@ -14,7 +14,7 @@ import { judgeLive, parseConntrackTcp, witnessFlows, type LiveFlow } from './liv
 import { planWitnesses, ProbeWitness } from './probes.js'
 import type { DrillMode, DrillResult, FlowSummary, PhaseResult, TimelineEvent } from './types.js'
 import { readJournal, waitTransition, watchVips } from './watch.js'
-import type { WitnessResult } from './witness.js'
+import { familyOfHost, type WitnessResult } from './witness.js'
 
 /*
  * `hafw drill`: fail a pair over on purpose while witness flows run through it, and measure.
@@ -159,7 +159,7 @@ export const runDrill: Operation<DrillInput, DrillResult> = async (input, progre
     return { ok, detail: detail.join('; '), r, at: Date.now() }
   }
 
-  const liveList = async (node: NodeModel) => parseConntrackTcp((await exec(node, 'conntrack -L -p tcp 2>/dev/null')).stdout)
+  const liveList = async (node: NodeModel) => parseConntrackTcp((await exec(node, `{ ${conntrackListCommand('-p tcp')}; } 2>/dev/null`)).stdout)
 
   /** One phase: watch `to`, pull the trigger, read what `to` says, watch the flows for the duration. */
   const phase = async (name: RawPhase['name'], from: NodeModel, to: NodeModel, pull: () => Promise<{ t: number; node: NodeModel; detail: string; extra?: TimelineEvent[] }>, expectTakeover: boolean): Promise<RawPhase> => {
@@ -227,7 +227,7 @@ export const runDrill: Operation<DrillInput, DrillResult> = async (input, progre
     return { name, from, to, trigger, timeline, takeover, commit, bound, verify: null, expectTakeover, ...(live ? { live } : {}) }
   }
 
-  const localAddrs = async (node: NodeModel) => new Set([...(await exec(node, 'ip -o -4 addr show')).stdout.matchAll(/inet (\d+\.\d+\.\d+\.\d+)\//g)].map((m) => m[1]!))
+  const localAddrs = async (node: NodeModel) => new Set(parseAddrs((await exec(node, ADDR_COMMAND)).stdout).map((a) => a.ip))
 
   const clearFault = async (asTrigger: boolean): Promise<{ t: number; out: string }> => {
     const node = pair.nodes.find((n) => n.name === fault!.node)!
@@ -266,7 +266,9 @@ export const runDrill: Operation<DrillInput, DrillResult> = async (input, progre
     if (o.probeFlows > 0) probes = await labProbes(input.site).catch(() => [])
     const plan = o.probeFlows > 0 ? planWitnesses(pair, probes, o.probeFlows) : { none: 'probe flows 0' }
     if ('client' in plan) {
-      witness = new ProbeWitness(plan.client, { targets: plan.targets, intervalMs: o.intervalMs, durationMs: 6 * 3600_000 })
+      // bound to the client's addresses: the flows are looked up by source address below
+      const bind = { bind: plan.client.ip, ...(plan.client.ip6 ? { bind6: plan.client.ip6 } : {}) }
+      witness = new ProbeWitness(plan.client, { targets: plan.targets, intervalMs: o.intervalMs, durationMs: 6 * 3600_000, ...bind })
       const ready = await witness.ready(10_000)
       if (!ready) {
         const r = await witness.stop().catch(() => null)
@@ -279,14 +281,18 @@ export const runDrill: Operation<DrillInput, DrillResult> = async (input, progre
       log.info(notes.at(-1)!)
       // The standby can only keep what reached its external cache before the trigger.
       if (sync && ctConf) {
-        // TCP and UDP flows may share a port number: key on both
-        const protoOf = plan.targets.flatMap((t) => Array<string>(t.flows).fill(t.proto))
-        const ports = new Set(ready.filter((f) => f.localPort !== undefined).map((f) => `${protoOf[f.id]}:${f.localPort}`))
+        // TCP and UDP flows may share a port number, and so may an IPv4 and an IPv6 flow: key on
+        // the client's address of the flow's family, the protocol and the port
+        const srcOf = (host: string) => (familyOfHost(host) === 6 ? plan.client.ip6! : plan.client.ip)
+        const keyOf = plan.targets.flatMap((t) => Array<string>(t.flows).fill(`${srcOf(t.host)}|${t.proto}`))
+        const ports = new Set(ready.filter((f) => f.localPort !== undefined).map((f) => `${keyOf[f.id]}:${f.localPort}`))
         const t0 = Date.now()
         let seen = 0
         do {
           const ext = parseFlowsSync((await exec(standby, `conntrackd -C ${shellQuote(ctConf)} -e`)).stdout, { format: 'text' })
-          seen = new Set(ext.filter((f) => f.orig.src === plan.client.ip && ports.has(`${f.proto}:${f.orig.sport}`)).map((f) => `${f.proto}:${f.orig.sport}`)).size
+          // conntrackd prints addresses as the lab plan holds them (canonical IPv6)
+          const key = (f: (typeof ext)[number]) => `${f.orig.src}|${f.proto}:${f.orig.sport}`
+          seen = new Set(ext.map(key).filter((k) => ports.has(k))).size
           if (seen >= ports.size) break
           await sleep(250, signal)
         } while (Date.now() - t0 < 5000)
@@ -414,7 +420,7 @@ export const runDrill: Operation<DrillInput, DrillResult> = async (input, progre
     let stuck: FlowSummary[] = []
     if (witnessResult) {
       const f = phaseFlows(witnessResult, { start: p.trigger, end, takeover: p.takeover })
-      Object.assign(result, { per_flow: f.per_flow, flows: f.flows, gap_ms: f.gap_ms })
+      Object.assign(result, { per_flow: f.per_flow, flows: f.flows, by_family: f.byFamily, gap_ms: f.gap_ms })
       stuck = f.stuck
       if (f.selfStalls.count) notes.push(`${p.name}: the witness itself stalled ${f.selfStalls.count} time(s), up to ${f.selfStalls.worstMs} ms (CPU on the probe host: it neither sent nor read); the flows' gaps inside those stalls are not counted as data-plane gaps`)
       if (f.tcpGap !== null && f.gap_ms !== null && f.tcpGap > f.gap_ms) notes.push(`${p.name}: worst TCP stall ${f.tcpGap} ms (a TCP flow waits for its next retransmission, whose timer doubled while the path was down; the data-plane gap is the UDP witnesses' ${f.gap_ms} ms)`)
@@ -422,7 +428,9 @@ export const runDrill: Operation<DrillInput, DrillResult> = async (input, progre
       if (f.allFlowing !== null && f.stalled > 1) p.timeline.push({ event: 'flows_recovered', node: p.to.name, t: f.allFlowing, detail: `all ${f.stalled} stalled flows flowing again` })
     } else if (p.live) {
       const l = judgeLive(p.live.before, p.live.after)
-      Object.assign(result, { per_flow: l.per_flow, flows: { total: l.total, kept: l.total - l.reset, reset: l.reset, lost_messages: 0 } })
+      // live flows show survival, not timing: no gap per family either
+      const byFamily = Object.fromEntries(Object.entries(countByFamily(l.per_flow)).map(([k, c]) => [k, { ...c, gap_ms: null }]))
+      Object.assign(result, { per_flow: l.per_flow, flows: { total: l.total, kept: l.total - l.reset, reset: l.reset, lost_messages: 0 }, by_family: byFamily })
       notes.push(`${p.name}: of ${l.total} established flows through ${p.from.name}, ${l.carrying} carry packets on ${p.to.name}, ${l.idle} are idle there, ${l.reset} are gone or closed`)
     }
     p.timeline.sort((a, b) => a.t - b.t)
@@ -453,6 +461,7 @@ export const runDrill: Operation<DrillInput, DrillResult> = async (input, progre
     reasons,
     notes,
     flows: { total: fo.flows.total, kept: fo.flows.kept, reset: fo.flows.reset },
+    ...(fo.by_family ? { flows_by_family: fo.by_family } : {}),
     gap_ms: fo.gap_ms,
     failover_ms: fo.failover_ms,
     commit: fo.commit,

@@ -12,7 +12,7 @@ import type { DrillMode } from './types.js'
  *   graceful   systemctl stop keepalived (it sends priority-0 adverts: the peer takes over after its skew time)
  *   crash      kill -9 keepalived and conntrackd, every pair link down (the SSH link stays up)
  *   link       one watched link down (keepalived's track_interface puts the group in FAULT)
- *   partition  drop VRRP (IP protocol 112) in and out on one segment: the nodes stop hearing each other there
+ *   partition  drop VRRP (IP protocol 112; IPv6 too on a pair with IPv6 instances) in and out on one segment: the nodes stop hearing each other there
  *
  * `settle` is the part of the restore that leaves the peer as master and the pair able to
  * sync again (crash: links up, conntrackd running and resynced), so convergence after the
@@ -67,17 +67,29 @@ function conntrackdUp(conf: string): string {
 const linksUp = (devs: string[]) => devs.map((d) => `ip link set dev ${q(d)} up`).join('\n')
 const linksDown = (devs: string[]) => devs.map((d) => `ip link set dev ${q(d)} down`).join('\n')
 
+/** Whether the pair runs IPv6 VRRP instances (native IPv6 VRRPv3: next header 112 to ff02::12). */
+const hasV6 = (pair: PairModel) => pair.vrrp.instances.some((i) => i.family === 6)
+
 function vrrpRules(pair: PairModel, dev: string, add: boolean): string {
+  const six = hasV6(pair)
   if (pair.firewall.backend === 'nftables') {
     // a table of its own: hafw's ruleset (flush ruleset or table ip hafw) is left alone
+    const d = JSON.stringify(dev)
+    const v6in = six ? ` iifname ${d} meta nfproto ipv6 meta l4proto 112 drop;` : ''
+    const v6out = six ? ` oifname ${d} meta nfproto ipv6 meta l4proto 112 drop;` : ''
     return add
-      ? `nft -f - <<'EOF'\ntable inet hafw_drill {\n  chain in { type filter hook input priority -300; iifname ${JSON.stringify(dev)} ip protocol 112 drop; }\n  chain out { type filter hook output priority -300; oifname ${JSON.stringify(dev)} ip protocol 112 drop; }\n}\nEOF`
+      ? `nft -f - <<'EOF'\ntable inet hafw_drill {\n  chain in { type filter hook input priority -300; iifname ${d} ip protocol 112 drop;${v6in} }\n  chain out { type filter hook output priority -300; oifname ${d} ip protocol 112 drop;${v6out} }\n}\nEOF`
       : 'nft delete table inet hafw_drill 2>/dev/null || true'
   }
   const rules = [`INPUT -i ${q(dev)} -p 112 -j DROP`, `OUTPUT -o ${q(dev)} -p 112 -j DROP`]
-  return add
-    ? rules.map((r) => `iptables -w -I ${r.replace(/^(\S+)/, '$1 1')}`).join('\n')
-    : rules.map((r) => `while iptables -w -C ${r} 2>/dev/null; do iptables -w -D ${r}; done`).join('\n')
+  const tools = six ? ['iptables', 'ip6tables'] : ['iptables']
+  return tools
+    .flatMap((t) =>
+      add
+        ? rules.map((r) => `${t} -w -I ${r.replace(/^(\S+)/, '$1 1')}`)
+        : rules.map((r) => `while ${t} -w -C ${r} 2>/dev/null; do ${t} -w -D ${r}; done`),
+    )
+    .join('\n')
 }
 
 /** The device of a logical interface (or a device name) on the node. */
@@ -147,7 +159,7 @@ export function planFault(pair: PairModel, mode: DrillMode, node: NodeModel, con
         mode,
         node: node.name,
         devices: [d],
-        what: `drop VRRP (IP protocol 112) in and out on ${d}`,
+        what: `drop VRRP (IP protocol 112${hasV6(pair) ? ', IPv4 and IPv6' : ''}) in and out on ${d}`,
         inject: [PATH, STAMP, vrrpRules(pair, d, true)].join('\n'),
         settle: null,
         clear: [PATH, vrrpRules(pair, d, false)].join('\n'),
@@ -177,5 +189,5 @@ export function disarmScript(unit: string): string {
   return `${PATH}\nsystemctl stop ${q(`${unit}.timer`)} 2>/dev/null; systemctl reset-failed ${q(`${unit}.timer`)} ${q(`${unit}.service`)} 2>/dev/null; rm -f ${q(`${RUNTIME.runDir}/${unit}.sh`)}; true`
 }
 
-/** The device the SSH session arrives on ($SSH_CONNECTION's server address). */
-export const SSH_DEVICE_SCRIPT = `${PATH}\nset -- $SSH_CONNECTION; [ -n "\${3:-}" ] && ip -o -4 addr show | awk -v a="$3" '{ split($4, p, "/"); if (p[1] == a) { print $2; exit } }'`
+/** The device the SSH session arrives on ($SSH_CONNECTION's server address, either family: ip and sshd both print inet_ntop's text). */
+export const SSH_DEVICE_SCRIPT = `${PATH}\nset -- $SSH_CONNECTION; [ -n "\${3:-}" ] && ip -o addr show | awk -v a="$3" '{ split($4, p, "/"); if (p[1] == a) { print $2; exit } }'`

@@ -1,11 +1,13 @@
 import type { FlowSummary } from './types.js'
+import { hostPort } from './witness.js'
 
 /*
  * Without probe hosts the pair's own traffic is the witness: the TCP flows ESTABLISHED through
  * the active node before the trigger (forwarded ones only: not to or from the node itself).
  * After the failover hafw looks them up on the new active node with conntrack accounting on
  * (turned on there for the drill): a flow that carries packets there survived; one in CLOSE
- * state, or gone, did not. A flow with no packets yet is idle, not lost.
+ * state, or gone, did not. A flow with no packets yet is idle, not lost. Both families: the
+ * tables are read with `conntrack -L -f ipv4` and `-f ipv6`, whose lines look alike.
  */
 
 export interface LiveFlow {
@@ -22,7 +24,7 @@ export interface LiveFlow {
 
 const key = (f: Pick<LiveFlow, 'src' | 'dst' | 'sport' | 'dport'>) => `${f.src}:${f.sport}>${f.dst}:${f.dport}`
 
-/** `conntrack -L -p tcp` text lines. Pure. */
+/** `conntrack -L -p tcp` text lines, IPv4 or IPv6 (addresses as conntrack prints them: canonical). Pure. */
 export function parseConntrackTcp(text: string): LiveFlow[] {
   const out: LiveFlow[] = []
   for (const line of text.split('\n')) {
@@ -69,8 +71,9 @@ export function judgeLive(before: LiveFlow[], after: LiveFlow[]): LiveOutcome {
     return {
       id,
       proto: 'tcp',
+      family: b.src.includes(':') ? 6 : 4,
       path: 'live',
-      target: `${b.src}:${b.sport} -> ${b.dst}:${b.dport}`,
+      target: `${hostPort(b.src, b.sport)} -> ${hostPort(b.dst, b.dport)}`,
       sent: a?.packets ?? 0,
       received: a?.packets ?? 0,
       lost: 0,

@@ -15,8 +15,11 @@ export interface TimelineEvent {
 export interface FlowSummary {
   id: number
   proto: 'tcp' | 'udp'
+  /** IP family of the flow; absent in reports from before IPv6 witnesses (IPv4 then) */
+  family?: 4 | 6
   /** "dnat" (through a VIP's DNAT rule) or "forward" (routed through the pair) */
   path: string
+  /** "192.168.10.60:25", "[fd00:10::60]:25" */
   target: string
   sent: number
   received: number
@@ -28,6 +31,18 @@ export interface FlowSummary {
   error?: string
 }
 
+/** Witness flows of one IP family in a phase. */
+export interface FamilyFlows {
+  total: number
+  kept: number
+  reset: number
+  lost_messages: number
+  /** that family's worst data-plane gap (as gap_ms: UDP's, else TCP's) */
+  gap_ms: number | null
+}
+
+export type ByFamily = { ipv4?: FamilyFlows; ipv6?: FamilyFlows }
+
 export interface PhaseResult {
   /** "failover" or "failback" */
   phase: string
@@ -38,6 +53,8 @@ export interface PhaseResult {
   gap_ms: number | null
   commit: { entries: number | null; ms: number | null }
   flows: { total: number; kept: number; reset: number; lost_messages: number }
+  /** the same counts per IP family of the witness flows (only the families present) */
+  by_family?: ByFamily
   per_flow: FlowSummary[]
   timeline: TimelineEvent[]
   /** verify after the phase */
@@ -58,6 +75,8 @@ export interface DrillResult {
   notes: string[]
   /** the failover phase, flattened at the top level as the JSON contract asks */
   flows: { total: number; kept: number; reset: number }
+  /** the failover's flows per IP family (ipv4, ipv6: those present) */
+  flows_by_family?: ByFamily
   gap_ms: number | null
   failover_ms: number | null
   commit: { entries: number | null; ms: number | null }

@@ -1,7 +1,7 @@
 import { HafwError } from '@hafw/core'
 import type { NodeModel } from '@hafw/inventory'
 import { RUNTIME } from '@hafw/render'
-import type { SessionPool } from '@hafw/verify'
+import { ADDR_COMMAND, parseAddrLine, type SessionPool } from '@hafw/verify'
 
 /*
  * What the node taking over says about itself, on its own clock: the moment each VIP appears
@@ -15,17 +15,23 @@ export interface VipWatch {
   cancel(): void
 }
 
-/** "[2026-11-22T01:07:38.230539] 5: ens5    inet 192.168.99.1/32 ..." (TZ=UTC) -> ms and address. Pure. */
-export function parseMonitorLine(line: string): { t: number; ip: string; deleted: boolean } | null {
-  const m = /^\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?\]\s+(Deleted\s+)?\d+:\s+\S+\s+inet\s+(\d+\.\d+\.\d+\.\d+)\//.exec(line)
-  if (!m) return null
-  return { t: Date.parse(`${m[1]}Z`) + Number(m[2] ?? 0) * 1000, ip: m[4]!, deleted: !!m[3] }
+/**
+ * "[2026-11-22T01:07:38.230539] 5: ens5    inet 192.168.99.1/32 ..." or "... inet6 fd00:10::10/64
+ * scope global nodad ..." (TZ=UTC) -> ms and address (parseAddrLine: IPv6 canonical, link-local
+ * left out). `tentative`: an IPv6 address in duplicate address detection takes no traffic yet;
+ * ip reports it again once it is usable. Pure.
+ */
+export function parseMonitorLine(line: string): { t: number; ip: string; deleted: boolean; tentative?: true } | null {
+  const m = /^\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?\]\s+(Deleted\s+)?(.*)$/.exec(line)
+  const a = m ? parseAddrLine(m[4]!) : null
+  if (!m || !a) return null
+  return { t: Date.parse(`${m[1]}Z`) + Number(m[2] ?? 0) * 1000, ip: a.ip, deleted: !!m[3], ...(a.tentative ? { tentative: true as const } : {}) }
 }
 
-/** Watch a node until it holds every one of `vips`. Resolves once the watch is running. */
+/** Watch a node until it holds every one of `vips` (both families). Resolves once the watch is running. */
 export async function watchVips(pool: SessionPool, node: NodeModel, vips: string[], timeoutMs: number, signal: AbortSignal): Promise<VipWatch> {
   const secs = Math.ceil(timeoutMs / 1000)
-  const cmd = `ip -o -4 addr show | sed 's/^/@@have /'; echo @@listening; TZ=UTC exec timeout ${secs} ip -ts -o monitor address`
+  const cmd = `${ADDR_COMMAND} | sed 's/^/@@have /'; echo @@listening; TZ=UTC exec timeout ${secs} ip -ts -o monitor address`
   const stream = await pool.run(node, (s) => s.openStream(cmd, { timeoutMs: timeoutMs + 10_000, signal }))
   // VIP -> when it appeared (0: held before the watch began)
   const have = new Map<string, number>()
@@ -40,10 +46,10 @@ export async function watchVips(pool: SessionPool, node: NodeModel, vips: string
         while ((nl = buf.indexOf('\n')) >= 0) {
           const line = buf.slice(0, nl)
           buf = buf.slice(nl + 1)
-          const held = /^@@have \d+:\s+\S+\s+inet\s+(\d+\.\d+\.\d+\.\d+)\//.exec(line)
-          if (held) have.set(held[1]!, 0)
+          const held = line.startsWith('@@have ') ? parseAddrLine(line.slice(7)) : null
+          if (held && !held.tentative) have.set(held.ip, 0)
           const ev = parseMonitorLine(line)
-          if (ev && ev.deleted) have.delete(ev.ip)
+          if (ev && (ev.deleted || ev.tentative)) have.delete(ev.ip)
           else if (ev) have.set(ev.ip, ev.t)
           const all = vips.every((v) => have.has(v))
           if (line === '@@listening') {

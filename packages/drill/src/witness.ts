@@ -10,12 +10,16 @@
  * a reset carries its time, a lost UDP message the time it was sent. Once every flow has had its
  * first echo, one line `ready <json>` goes to stderr with each flow's local port (the caller
  * looks the flows up in conntrack tables); on SIGUSR1 one line `status <json>` (WitnessStatus).
+ *
+ * Both families: a target whose host is an IPv6 address (canonical text, no brackets) is reached
+ * over IPv6, and every flow's result says its family, so IPv4 and IPv6 flows are judged apart.
  */
 import { createConnection, type Socket } from 'node:net'
 import { createSocket } from 'node:dgram'
 
 export interface WitnessTarget {
   proto: 'tcp' | 'udp'
+  /** an IPv4 or IPv6 address: the flow's family follows it */
   host: string
   port: number
   flows: number
@@ -27,8 +31,10 @@ export interface WitnessSpec {
   targets: WitnessTarget[]
   intervalMs: number
   durationMs: number
-  /** local source address to bind (the probe host's) */
+  /** local source address to bind for IPv4 flows (the probe host's) */
   bind?: string
+  /** local source address to bind for IPv6 flows */
+  bind6?: string
   /** stalls at least this long are listed in `gaps` (default 1.5 x intervalMs) */
   gapMinMs?: number
 }
@@ -41,7 +47,10 @@ export interface Gap {
 export interface FlowResult {
   id: number
   proto: 'tcp' | 'udp'
+  /** the IP family of the flow (its target's); absent in records from before IPv6 witnesses */
+  family?: 4 | 6
   path: string
+  /** "192.168.10.60:25", "[fd00:10::60]:25" */
   target: string
   sent: number
   received: number
@@ -83,6 +92,16 @@ export interface WitnessResult {
 const MAX_GAPS = 2000
 const MAX_LOST_TIMES = 20_000
 
+/** The family of a target host: IPv6 text has a ":". */
+export function familyOfHost(host: string): 4 | 6 {
+  return host.includes(':') ? 6 : 4
+}
+
+/** "192.168.10.60:25", "[fd00:10::60]:25". */
+export function hostPort(host: string, port: number): string {
+  return familyOfHost(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`
+}
+
 class Flow {
   sent = 0
   received = 0
@@ -98,7 +117,10 @@ class Flow {
   readonly gaps: Gap[] = []
   /** seq -> send time of messages not echoed yet */
   readonly pending = new Map<number, number>()
-  constructor(readonly id: number, readonly t: WitnessTarget, readonly gapMin: number) {}
+  readonly family: 4 | 6
+  constructor(readonly id: number, readonly t: WitnessTarget, readonly gapMin: number) {
+    this.family = familyOfHost(t.host)
+  }
 
   private gap(start: number, end: number): void {
     if (end - start > this.maxGap) {
@@ -135,8 +157,9 @@ class Flow {
     const r: FlowResult = {
       id: this.id,
       proto: this.t.proto,
+      family: this.family,
       path: this.t.path ?? '',
-      target: `${this.t.host}:${this.t.port}`,
+      target: hostPort(this.t.host, this.t.port),
       sent: this.sent,
       received: this.received,
       lost: Math.max(0, this.sent - this.received),
@@ -190,8 +213,9 @@ export async function runWitness(spec: WitnessSpec, signal?: AbortSignal, hooks:
   }
 
   for (const f of flows) {
+    const bind = f.family === 6 ? spec.bind6 : spec.bind
     if (f.t.proto === 'tcp') {
-      const sock: Socket = createConnection({ host: f.t.host, port: f.t.port, ...(spec.bind ? { localAddress: spec.bind } : {}) })
+      const sock: Socket = createConnection({ host: f.t.host, port: f.t.port, ...(f.family === 6 ? { family: 6 } : {}), ...(bind ? { localAddress: bind } : {}) })
       sock.setNoDelay(true)
       let buf = ''
       let timer: NodeJS.Timeout | undefined
@@ -227,7 +251,7 @@ export async function runWitness(spec: WitnessSpec, signal?: AbortSignal, hooks:
         sock.destroy()
       })
     } else {
-      const sock = createSocket('udp4')
+      const sock = createSocket(f.family === 6 ? 'udp6' : 'udp4')
       sock.on('message', (m) => {
         f.echo(seqOf(m.toString('latin1')), Date.now())
         checkReady()
@@ -235,7 +259,7 @@ export async function runWitness(spec: WitnessSpec, signal?: AbortSignal, hooks:
       sock.on('error', (e) => (f.error = e.message))
       // Bound and connected before the first send: the local port is known from the start, and
       // the kernel drops datagrams from any other address (a reply NATed wrongly is no echo).
-      sock.bind({ port: 0, ...(spec.bind ? { address: spec.bind } : {}) }, () => {
+      sock.bind({ port: 0, ...(bind ? { address: bind } : {}) }, () => {
         sock.connect(f.t.port, f.t.host, () => {
           f.localPort = sock.address().port
           f.connected = true

@@ -13,7 +13,7 @@ import {
 } from 'yaml'
 import type { z } from 'zod'
 import { InvalidInputError, type SourceIssue } from '@hafw/core'
-import { HostCidr, HostSchema, InstanceSchema, InventorySchema, NodeAddress, PairSchema, type RawHost, type RawInventory, type RawPair } from './schema.js'
+import { HostSchema, InterfaceAddress, InstanceSchema, InventorySchema, NodeAddress, PairSchema, type RawHost, type RawInventory, type RawPair } from './schema.js'
 import { globalRules, hostRules, looseView, pairRules, type Path, type RuleIssue } from './rules.js'
 import { Name } from './safe.js'
 import { buildModel, type Model } from './model.js'
@@ -260,12 +260,12 @@ export function parseInventory(text: string, file: string): LoadResult {
   const pairs = each<RawPair>(rawObj.pairs, PairSchema)
   const hosts = each<RawHost>(rawObj.hosts, HostSchema)
   const rules: RuleIssue[] = []
-  pairs.forEach((p, k) => p && rules.push(...pairRules(p, ['pairs', k])))
+  pairs.forEach((p, k) => p && rules.push(...pairRules(p, ['pairs', k], rawObj.defaults?.vrrp)))
   hosts.forEach((h, k) => h && rules.push(...hostRules(h, ['hosts', k])))
   // Names, addresses and VRIDs are compared across the inventory even where a pair or host has
   // other problems: only the fields that are valid on their own take part.
   const ok = (schema: z.ZodType) => (v: unknown) => schema.safeParse(v).success
-  const fields = { name: ok(Name), address: ok(NodeAddress), cidr: ok(HostCidr), vrid: ok(InstanceSchema.shape.vrid) }
+  const fields = { name: ok(Name), address: ok(NodeAddress), cidr: ok(InterfaceAddress), vrid: ok(InstanceSchema.shape.vrid) }
   const loose = <T>(list: unknown, full: (T | null)[]) => (Array.isArray(list) ? list.map((x, k) => full[k] ?? looseView(x, fields)) : [])
   rules.push(...globalRules(rawObj, loose(rawObj.pairs, pairs), loose(rawObj.hosts, hosts)))
   if (!pairs.length && !hosts.length && parsed.success) {

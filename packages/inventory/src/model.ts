@@ -1,5 +1,5 @@
 import type { RawHost, RawInventory, RawNode, RawPair, RawSsh } from './schema.js'
-import { parseCidr, type Cidr } from './ip.js'
+import { canonicalIPv6, parseAnyCidr, parseCidr, parseCidr6, type AnyCidr, type Cidr, type Cidr6, type Family } from './ip.js'
 
 /*
  * The typed model every later stage reads: the inventory with defaults merged into every pair,
@@ -27,8 +27,10 @@ export interface Iface {
   name: string
   /** Linux device, e.g. "enp0s3" */
   device: string
-  /** address on this interface, when declared */
+  /** IPv4 address on this interface, when declared */
   address?: Cidr
+  /** IPv6 address on this interface, when declared (dual stack) */
+  address6?: Cidr6
 }
 
 export interface NodeModel {
@@ -44,7 +46,9 @@ export interface InstanceModel {
   name: string
   interface: string
   vrid: number
-  vips: Cidr[]
+  /** the family of every VIP: an IPv6 instance is rendered as a native IPv6 VRRPv3 instance */
+  family: Family
+  vips: AnyCidr[]
   lvs_sync_daemon: boolean
   track_interfaces: string[]
 }
@@ -64,6 +68,8 @@ export interface SyncModel {
   interface: string
   mode: 'ftfw' | 'alarm' | 'notrack'
   transport: 'udp'
+  /** the family of the sync messages (entries of both families are synced) */
+  family: 'ipv4' | 'ipv6'
   port: number
   checksum: boolean
   protocols: Proto[]
@@ -109,8 +115,8 @@ export interface VirtualServerModel {
 }
 
 export interface ProbesModel {
-  client: { address: string; segment: string }
-  server: { address: string; port: number; segment: string }
+  client: { address: string; address6?: string; segment: string }
+  server: { address: string; address6?: string; port: number; segment: string }
 }
 
 export interface DrillModel {
@@ -134,7 +140,7 @@ export interface PairModel {
   sysctls: Record<string, string | number>
 }
 
-export interface PbrModel { interface: string; table: number; table_name: string; fwmark: string; gateway: string }
+export interface PbrModel { interface: string; table: number; table_name: string; fwmark: string; gateway: string; gateway6?: string }
 
 export interface HostModel {
   name: string
@@ -165,6 +171,7 @@ export const DEFAULTS = {
   conntrack_sync: {
     mode: 'ftfw' as const,
     transport: 'udp' as const,
+    family: 'ipv4' as const,
     port: 3780,
     checksum: true,
     protocols: ['tcp', 'udp', 'icmp'] as Proto[],
@@ -186,17 +193,46 @@ function defined<T extends object>(o: T | undefined): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>
 }
 
-function cidr(s: string): Cidr {
-  const c = parseCidr(s)
+function cidr(s: string): AnyCidr {
+  const c = parseAnyCidr(s)
   if (typeof c === 'string') throw new Error(`internal: unvalidated address ${s}`)
   return c
 }
 
-function ifaces(interfaces: Record<string, string>, addresses: Record<string, string>): Record<string, Iface> {
+/** IPv6 text in its canonical form (as conntrack and ip print it), with a "/len" kept; IPv4 as written. */
+export function canonicalAddr(s: string): string
+export function canonicalAddr(s: string | undefined): string | undefined
+export function canonicalAddr(s: string | undefined): string | undefined {
+  if (s === undefined || !s.includes(':')) return s
+  const slash = s.indexOf('/')
+  if (slash < 0) return canonicalIPv6(s)
+  const c = parseCidr6(s)
+  return typeof c === 'string' ? s : `${c.ip}/${c.prefix}`
+}
+
+/** Copies a rule with every address field canonical. */
+function canon<T extends object>(r: T, fields: readonly string[]): T {
+  const o = { ...r } as Record<string, unknown>
+  for (const f of fields) if (typeof o[f] === 'string') o[f] = canonicalAddr(o[f] as string)
+  return o as T
+}
+const ADDR_FIELDS = ['to', 'via', 'dst', 'src', 'address', 'address6', 'gateway6'] as const
+
+/** An interface's addresses as written: one string or a list of at most one per family. */
+export function addressList(v: string | string[] | undefined): string[] {
+  return v === undefined ? [] : typeof v === 'string' ? [v] : v
+}
+
+function ifaces(interfaces: Record<string, string>, addresses: Record<string, string | string[]>): Record<string, Iface> {
   const out: Record<string, Iface> = {}
   for (const name of Object.keys(interfaces).sort()) {
-    const a = Object.hasOwn(addresses, name) ? addresses[name] : undefined
-    out[name] = a === undefined ? { name, device: interfaces[name]! } : { name, device: interfaces[name]!, address: cidr(a) }
+    const i: Iface = { name, device: interfaces[name]! }
+    for (const a of addressList(Object.hasOwn(addresses, name) ? addresses[name] : undefined)) {
+      const c = cidr(a)
+      if (c.family === 6) i.address6 = c
+      else i.address = c as Cidr
+    }
+    out[name] = i
   }
   return out
 }
@@ -208,7 +244,7 @@ function ssh(host: string, ...layers: (RawSsh | undefined)[]): SshTarget {
 
 function firewall(raw: RawInventory, own: RawPair['firewall']): FirewallModel {
   const m = { ...DEFAULTS.firewall, ...defined(raw.defaults?.firewall), ...defined(own) }
-  return { backend: m.backend, ownership: m.ownership, ssh_from: m.ssh_from ?? [] }
+  return { backend: m.backend, ownership: m.ownership, ssh_from: (m.ssh_from ?? []).map((a) => canonicalAddr(a)) }
 }
 
 function node(raw: RawInventory, pair: RawPair, n: RawNode): NodeModel {
@@ -238,6 +274,7 @@ function pair(raw: RawInventory, p: RawPair): PairModel {
       name: i.name,
       interface: i.interface,
       vrid: i.vrid,
+      family: i.vips[0]!.includes(':') ? 6 : 4,
       vips: i.vips.map(cidr),
       lvs_sync_daemon: i.lvs_sync_daemon ?? false,
       // Watch every interface a VRRP instance runs on: one dead link fails the whole group.
@@ -256,23 +293,23 @@ function pair(raw: RawInventory, p: RawPair): PairModel {
     nodes: [node(raw, p, p.nodes[0]!), node(raw, p, p.nodes[1]!)],
     vrrp,
     conntrack_sync: sync,
-    routes: (p.routes ?? []).map((r) => ({ ...r })),
-    nat: { dnat: (p.nat?.dnat ?? []).map((r) => ({ ...r })), snat: (p.nat?.snat ?? []).map((r) => ({ ...r })) },
+    routes: (p.routes ?? []).map((r) => canon(r, ADDR_FIELDS)),
+    nat: { dnat: (p.nat?.dnat ?? []).map((r) => canon(r, ADDR_FIELDS)), snat: (p.nat?.snat ?? []).map((r) => canon(r, ADDR_FIELDS)) },
     filter: {
       forward_policy: f.forward_policy ?? DEFAULTS.filter.forward_policy,
-      allow: (f.allow ?? []).map((r) => ({ ...r })),
+      allow: (f.allow ?? []).map((r) => canon(r, ADDR_FIELDS)),
       log_dropped: f.log_dropped ?? DEFAULTS.filter.log_dropped,
     },
     virtual_servers: (p.virtual_servers ?? []).map((vs) => ({
       name: vs.name,
-      vips: vs.vips.map((x) => ({ ...x })),
+      vips: vs.vips.map((x) => canon(x, ADDR_FIELDS)),
       protocol: vs.protocol,
       lb_algo: vs.lb_algo,
       lb_kind: vs.lb_kind,
       delay_loop: vs.delay_loop ?? DEFAULTS.virtual_server.delay_loop,
       ...(vs.persistence_timeout !== undefined ? { persistence_timeout: vs.persistence_timeout } : {}),
       real_servers: vs.real_servers.map((rs) => ({
-        address: rs.address,
+        address: canonicalAddr(rs.address),
         port: rs.port,
         weight: rs.weight ?? 1,
         inhibit_on_failure: rs.inhibit_on_failure ?? false,
@@ -287,7 +324,10 @@ function pair(raw: RawInventory, p: RawPair): PairModel {
           : {}),
       })),
     })),
-    drill: { ...(p.drill?.probes ? { probes: p.drill.probes } : {}), max_gap_ms: { ...defined(p.drill?.max_gap_ms) } },
+    drill: {
+      ...(p.drill?.probes ? { probes: { client: canon(p.drill.probes.client, ADDR_FIELDS), server: canon(p.drill.probes.server, ADDR_FIELDS) } } : {}),
+      max_gap_ms: { ...defined(p.drill?.max_gap_ms) },
+    },
     sysctls: { ...(p.sysctls ?? {}) },
   }
 }
@@ -299,8 +339,8 @@ function host(raw: RawInventory, h: RawHost): HostModel {
     profile: h.profile ?? raw.defaults?.profile ?? DEFAULTS.profile,
     firewall: firewall(raw, h.firewall),
     interfaces: ifaces(h.interfaces, h.addresses),
-    routes: (h.routes ?? []).map((r) => ({ ...r })),
-    pbr: h.pbr.map((r) => ({ ...r, fwmark: `0x${Number(r.fwmark).toString(16)}` })),
+    routes: (h.routes ?? []).map((r) => canon(r, ADDR_FIELDS)),
+    pbr: h.pbr.map((r) => ({ ...canon(r, ADDR_FIELDS), fwmark: `0x${Number(r.fwmark).toString(16)}` })),
     sysctls: { ...(h.sysctls ?? {}) },
     ssh: ssh(h.address, raw.defaults?.ssh, h.ssh),
   }

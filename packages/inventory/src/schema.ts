@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { CheckCommand, Device, Fingerprint, Hex32, HostName, LocalPath, Logical, LogPrefix, Name, UrlPath, UserName, VrrpPassword } from './safe.js'
-import { hostAddressProblem, ipv4Problem, isIPv4, parseCidr } from './ip.js'
+import { hostAddressProblem, ipProblem, ipv4Problem, ipv6Problem, isIPv4, isIPv6, parseAnyCidr } from './ip.js'
 
 /*
  * The inventory as written (see ../shared/design/inventory-example.yaml). Every object is strict:
@@ -16,25 +16,63 @@ export const Ipv4 = z.string({ error: 'expected an IPv4 address' }).superRefine(
   const why = ipv4Problem(s)
   if (why) ctx.addIssue({ code: 'custom', message: why })
 })
-export const CidrString = z.string({ error: 'expected IPv4 address/prefix' }).superRefine((s, ctx) => {
-  const r = parseCidr(s)
-  if (typeof r === 'string') ctx.addIssue({ code: 'custom', message: r })
-})
-/** An address a host holds (node interface, VIP): also not the network or broadcast address. */
-export const HostCidr = z.string({ error: 'expected IPv4 address/prefix' }).superRefine((s, ctx) => {
-  const r = parseCidr(s)
-  const why = typeof r === 'string' ? r : hostAddressProblem(r)
+/** An IPv6 address without a prefix: no zone index, not IPv4-mapped. */
+export const Ipv6 = z.string({ error: 'expected an IPv6 address' }).superRefine((s, ctx) => {
+  const why = ipv6Problem(s)
   if (why) ctx.addIssue({ code: 'custom', message: why })
 })
-/** Where hafw reaches a node over SSH: a host name or an IPv4 address (a dotted number must be one). */
-export const NodeAddress = HostName.superRefine((s, ctx) => {
-  const why = /^[\d.]+$/.test(s) ? ipv4Problem(s) : null
+/** An address of either family without a prefix. */
+export const IpAddr = z.string({ error: 'expected an IPv4 or IPv6 address' }).superRefine((s, ctx) => {
+  const why = ipProblem(s)
   if (why) ctx.addIssue({ code: 'custom', message: why })
 })
-/** An address or a subnet in a rule: "192.168.1.60" or "192.168.1.0/24". */
-export const AddrOrNet = z.string({ error: 'expected an IPv4 address or address/prefix' }).superRefine((s, ctx) => {
-  if (isIPv4(s)) return
-  const r = parseCidr(s)
+const hostCidrProblem = (s: string): string | null => {
+  const r = parseAnyCidr(s)
+  return typeof r === 'string' ? r : hostAddressProblem(r)
+}
+/** An address a host holds (node interface, VIP), either family: also not the network, broadcast, link-local... address. */
+export const HostCidr = z.string({ error: 'expected address/prefix' }).superRefine((s, ctx) => {
+  const why = hostCidrProblem(s)
+  if (why) ctx.addIssue({ code: 'custom', message: why })
+})
+/**
+ * A node interface's addresses: one address/prefix, or a list of at most one per family
+ * (dual stack: [192.168.0.41/24, 2001:db8::41/64]). The list's items are checked here so each
+ * error points at its own item.
+ */
+export const InterfaceAddress = z
+  .union([z.string(), z.array(z.string({ error: 'expected address/prefix' }))], { error: 'expected address/prefix or a list of them (one IPv4, one IPv6)' })
+  .superRefine((v, ctx) => {
+    const list = typeof v === 'string' ? [v] : v
+    const seen = new Map<number, number>()
+    list.forEach((s, k) => {
+      const path = typeof v === 'string' ? [] : [k]
+      const why = hostCidrProblem(s)
+      if (why) return ctx.addIssue({ code: 'custom', message: why, path })
+      const fam = isIPv6(s.split('/')[0]!) ? 6 : 4
+      if (seen.has(fam)) ctx.addIssue({ code: 'custom', path, message: `a second IPv${fam} address; an interface takes one address per family (the first is item ${seen.get(fam)})` })
+      else seen.set(fam, k)
+    })
+    if (Array.isArray(v) && (v.length === 0 || v.length > 2)) ctx.addIssue({ code: 'custom', message: `expected one or two addresses (one per family), found ${v.length}` })
+    else if (!seen.has(4) && seen.size) ctx.addIssue({ code: 'custom', message: 'an interface needs an IPv4 address next to its IPv6 one (IPv6-only interfaces are not supported yet)' })
+  })
+/** Where hafw reaches a node over SSH: a host name, an IPv4 address (a dotted number must be one) or an IPv6 address. */
+export const NodeAddress = z.string({ error: 'expected a host name or an IP address' }).superRefine((s, ctx) => {
+  const why = s.includes(':') || s.includes('%')
+    ? ipv6Problem(s)
+    : /^[\d.]+$/.test(s)
+      ? ipv4Problem(s)
+      : HostName.safeParse(s).error?.issues[0]?.message ?? null
+  if (why) ctx.addIssue({ code: 'custom', message: why })
+})
+/** An address or a subnet in a rule, either family: "192.168.1.60", "192.168.1.0/24", "2001:db8:1::/64". */
+export const AddrOrNet = z.string({ error: 'expected an IP address or address/prefix' }).superRefine((s, ctx) => {
+  if (!s.includes('/')) {
+    const why = ipProblem(s)
+    if (why) ctx.addIssue({ code: 'custom', message: why })
+    return
+  }
+  const r = parseAnyCidr(s)
   if (typeof r === 'string') ctx.addIssue({ code: 'custom', message: r })
   else if (r.ip !== r.network) ctx.addIssue({ code: 'custom', message: `${s} has host bits set; write the subnet as ${r.network}/${r.prefix}` })
 })
@@ -79,6 +117,8 @@ export const ConntrackSyncDefaultsSchema = z.strictObject({
   protocols: z.array(Proto).min(1).optional(),
   snd_socket_buffer: int(65536, 1 << 30, 'bytes 65536..1073741824').optional(),
   rcv_socket_buffer: int(65536, 1 << 30, 'bytes 65536..1073741824').optional(),
+  /** The family the sync messages travel in (both families' entries are synced either way). */
+  family: z.enum(['ipv4', 'ipv6'], { error: 'expected ipv4 or ipv6' }).optional(),
   hash_size: int(1024, 1 << 24, 'a size 1024..16777216').optional(),
   hash_limit: int(1024, 1 << 26, 'a size 1024..67108864').optional(),
   netlink_buffer_size: int(65536, 1 << 30, 'bytes').optional(),
@@ -95,7 +135,7 @@ export const FirewallDefaultsSchema = z.strictObject({
 export const ProfileSchema = z.enum(['debian', 'rhel'], { error: 'expected debian or rhel' })
 
 const InterfaceMap = z.record(Logical, Device, { error: 'expected a map of logical name to device name' })
-const AddressMap = z.record(Logical, HostCidr, { error: 'expected a map of logical name to address/prefix' })
+const AddressMap = z.record(Logical, InterfaceAddress, { error: 'expected a map of logical name to address/prefix' })
 
 export const NodeSchema = z.strictObject({
   name: Name,
@@ -128,16 +168,16 @@ export const PairSyncSchema = ConntrackSyncDefaultsSchema.extend({
 
 export const RouteSchema = z.strictObject({
   to: AddrOrNet,
-  via: Ipv4,
+  via: IpAddr,
   interface: Logical.optional(),
 })
 
 const DnatSchema = z.strictObject({
   in: Logical,
   proto: Proto.optional(),
-  dst: Ipv4,
+  dst: IpAddr,
   dport: Port.optional(),
-  to: Ipv4,
+  to: IpAddr,
   to_port: Port.optional(),
 })
 
@@ -147,7 +187,7 @@ const SnatSchema = z.strictObject({
   src: AddrOrNet,
   dst: AddrOrNet.optional(),
   dport: Port.optional(),
-  to: Ipv4,
+  to: IpAddr,
 })
 
 export const NatSchema = z.strictObject({
@@ -183,7 +223,7 @@ const CheckSchema = z.strictObject({
 })
 
 const RealServerSchema = z.strictObject({
-  address: Ipv4,
+  address: IpAddr,
   port: Port,
   weight: int(0, 65535, 'a weight 0..65535').optional(),
   inhibit_on_failure: z.boolean().optional(),
@@ -192,7 +232,7 @@ const RealServerSchema = z.strictObject({
 
 export const VirtualServerSchema = z.strictObject({
   name: Name,
-  vips: z.array(z.strictObject({ address: Ipv4, port: Port })).min(1),
+  vips: z.array(z.strictObject({ address: IpAddr, port: Port })).min(1),
   protocol: z.enum(['tcp', 'udp'], { error: 'expected tcp or udp' }),
   lb_algo: z.enum(['rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'sh', 'dh', 'sed', 'nq'], { error: 'expected one of rr, wrr, lc, wlc, lblc, lblcr, sh, dh, sed, nq' }),
   lb_kind: z.enum(['NAT', 'DR', 'TUN'], { error: 'expected NAT, DR or TUN' }),
@@ -201,8 +241,9 @@ export const VirtualServerSchema = z.strictObject({
   real_servers: z.array(RealServerSchema).min(1, { error: 'a virtual server needs at least one real server' }),
 })
 
-const ProbeClient = z.strictObject({ address: Ipv4, segment: Logical })
-const ProbeServer = z.strictObject({ address: Ipv4, port: Port, segment: Logical })
+/** address6: the probe's IPv6 address on a dual-stack segment (witness flows of both families). */
+const ProbeClient = z.strictObject({ address: Ipv4, address6: Ipv6.optional(), segment: Logical })
+const ProbeServer = z.strictObject({ address: Ipv4, address6: Ipv6.optional(), port: Port, segment: Logical })
 export const DrillSchema = z.strictObject({
   probes: z.strictObject({ client: ProbeClient, server: ProbeServer }).optional(),
   /** Worst data-plane gap accepted, per mode, in ms (defaults documented in the drill package). */
@@ -243,6 +284,8 @@ export const PbrSchema = z.strictObject({
   /** 0x1 in YAML is the integer 1; both spellings are accepted. */
   fwmark: z.union([int(1, 0xffffffff, 'a mark 1..0xffffffff'), Hex32], { error: 'expected a mark such as 0x1' }),
   gateway: Ipv4,
+  /** The uplink's IPv6 gateway (the interface needs an IPv6 address) */
+  gateway6: Ipv6.optional(),
 })
 
 export const HostSchema = z.strictObject({

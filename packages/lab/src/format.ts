@@ -23,14 +23,21 @@ export function formatLabStatus(labs: LabStatus[]): string {
             h.running ? 'running' : 'stopped',
             h.mgmt.address.split('/')[0]!,
             mb(h.rssKiB),
-            [...h.interfaces].sort((a, b) => a.device.localeCompare(b.device)).map((i) => `${i.device}=${i.address ?? i.logical}`).join(' '),
+            [...h.interfaces].sort((a, b) => a.device.localeCompare(b.device)).map((i) => `${i.device}=${[i.address, i.address6].filter(Boolean).join(',') || i.logical}`).join(' '),
           ]),
         ),
         ...(l.probes.length
           ? [
               table(
                 ['PROBE', 'ROLE', 'STATE', 'ADDRESS', 'VIA', 'PORTS'],
-                l.probes.map((p) => [p.name, p.role, p.running ? 'running' : 'stopped', p.address, p.gateway ?? '-', p.ports.join(',')]),
+                l.probes.map((p) => [
+                  p.name,
+                  p.role,
+                  p.running ? 'running' : 'stopped',
+                  [p.address, p.address6].filter(Boolean).join(' '),
+                  [p.gateway, p.gateway6].filter(Boolean).join(' ') || '-',
+                  p.ports.join(','),
+                ]),
               ),
             ]
           : []),

@@ -16,7 +16,7 @@ export interface LabHostStatus {
   bootMs?: number
   mgmt: { device: string; address: string }
   hostKey?: string
-  interfaces: { logical: string; device: string; address?: string; segment: string }[]
+  interfaces: { logical: string; device: string; address?: string; address6?: string; segment: string }[]
 }
 
 /** A probe host: a bare network namespace on one segment with a TCP+UDP echo responder. */
@@ -29,10 +29,18 @@ export interface LabProbe {
   /** "192.168.10.100" */
   ip: string
   gateway?: string
+  /** "fd00:10::100/64": on a segment with IPv6 (dual stack) */
+  address6?: string
+  /** "fd00:10::100" (canonical text, as conntrack and ip print it) */
+  ip6?: string
+  /** IPv6 default route: the pair's IPv6 VIP on the segment */
+  gateway6?: string
   pair: string
   /** the pair's logical interface the probe's segment is on, e.g. "outside" */
   segment: string
   subnet: string
+  /** "fd00:10::/64" */
+  subnet6?: string
   ports: number[]
   pid?: number
   running: boolean
@@ -61,9 +69,12 @@ async function probesOf(s: LabState): Promise<LabProbe[]> {
       address: p.address,
       ip: p.address.split('/')[0]!,
       ...(p.gateway ? { gateway: p.gateway } : {}),
+      ...(p.address6 ? { address6: p.address6, ip6: p.address6.split('/')[0]! } : {}),
+      ...(p.address6 && p.gateway6 ? { gateway6: p.gateway6 } : {}),
       pair: p.pair,
       segment: p.segment,
       subnet: p.subnet,
+      ...(p.subnet6 ? { subnet6: p.subnet6 } : {}),
       ports: p.ports,
       ...(p.proc ? { pid: p.proc.pid } : {}),
       running: await alive(p.proc),
@@ -87,7 +98,7 @@ async function statusOf(s: LabState, rss: Map<string, number>): Promise<LabStatu
         ...(h.bootMs !== undefined ? { bootMs: h.bootMs } : {}),
         mgmt: { device: h.mgmt.device, address: h.mgmt.address },
         ...(h.hostKey ? { hostKey: h.hostKey.fingerprint } : {}),
-        interfaces: h.interfaces.map((i) => ({ logical: i.logical, device: i.device, ...(i.address ? { address: i.address } : {}), segment: i.segment })),
+        interfaces: h.interfaces.map((i) => ({ logical: i.logical, device: i.device, ...(i.address ? { address: i.address } : {}), ...(i.address6 ? { address6: i.address6 } : {}), segment: i.segment })),
       }
     }),
   )

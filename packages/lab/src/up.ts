@@ -9,7 +9,7 @@ import { exec, HafwError, reporter, throwIfAborted, type Progress } from '@hafw/
 import { inSubnet, ipToNum, parseCidr, type Cidr, type Model } from '@hafw/inventory'
 import { alive, childrenOf, comm, LAB_TOOLS, procRef, removeTree, requireRoot, requireTools, sleep } from './host.js'
 import { fingerprint, sshArgv, type Overlay, type OverlayEntry } from './overlay.js'
-import { MGMT_BASE, MGMT_PREFIX, planLab, type LabPlan } from './plan.js'
+import { hostIpLines, hostSysctls, IPV6_NS_SYSCTLS, MGMT_BASE, MGMT_PREFIX, planLab, probeIpLines, type LabPlan } from './plan.js'
 import { ensureRootfs } from './rootfs.js'
 import { labSites, overlayPath, readState, siteDir, writeState, type HostState, type LabState, type ProbeState } from './state.js'
 import { teardown } from './down.js'
@@ -24,7 +24,7 @@ export interface LabUpResult {
   overlay: string
   rootfs: { path: string; built: boolean; ms: number }
   hosts: { name: string; pair?: string; mgmt: string; bootMs: number }[]
-  probes: { name: string; role: 'client' | 'server'; address: string; ports: number[] }[]
+  probes: { name: string; role: 'client' | 'server'; address: string; address6?: string; ports: number[] }[]
   warnings: string[]
   ms: number
 }
@@ -34,6 +34,9 @@ const ip = (args: string[], opts: { ns?: string; input?: string } = {}) =>
 /** Many `ip` commands in one process; stops at the first failure and names the line. */
 const ipBatch = (lines: string[], ns?: string) => ip(['-batch', '-'], { ...(ns ? { ns } : {}), input: lines.join('\n') + '\n' })
 const nsSysctl = (ns: string, settings: string[]) => exec('ip', ['netns', 'exec', ns, 'sysctl', '-qw', ...settings])
+
+/** Whether this kernel has IPv6 at all (not booted with ipv6.disable=1). */
+const HAVE_IPV6 = () => existsSync('/proc/sys/net/ipv6/conf/default')
 
 /** The lowest management /24 no other lab (and no address in the root namespace) uses. */
 async function freeMgmtIndex(): Promise<number> {
@@ -222,6 +225,7 @@ async function wire(s: LabState, plan: LabPlan, save: () => Promise<void>): Prom
   // Bridge ports need no IPv6 of their own; devices made later inherit "default".
   await nsSysctl(s.labNetns, ['net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1'])
   for (const x of [...s.hosts, ...s.probes]) await make(s.netns, x.netns, () => ip(['netns', 'add', x.netns]))
+  if (HAVE_IPV6()) await Promise.all([...s.hosts, ...s.probes].map((x) => nsSysctl(x.netns, IPV6_NS_SYSCTLS)))
   s.bridges = [{ name: 'mgmt', segment: s.mgmtSubnet }, ...plan.segments.map((g) => ({ name: g.bridge, segment: g.id }))]
   await save()
   const bridge = (name: string) => `link add ${name} type bridge stp_state 0 mcast_snooping 0`
@@ -245,21 +249,10 @@ async function wire(s: LabState, plan: LabPlan, save: () => Promise<void>): Prom
 
   await Promise.all([
     ...s.hosts.map(async (h) => {
-      await ipBatch(
-        [
-          'link set lo up',
-          `addr add ${h.mgmt.address} dev ${h.mgmt.device}`,
-          `link set ${h.mgmt.device} up`,
-          ...h.interfaces.flatMap((i) => [...(i.address ? [`addr add ${i.address} dev ${i.device}`] : []), `link set ${i.device} up`]),
-        ],
-        h.netns,
-      )
-      // A firewall forwards; the management interface never does (set after ip_forward, which resets it).
-      await nsSysctl(h.netns, ['net.ipv4.ip_forward=1', `net.ipv4.conf.${h.mgmt.device}.forwarding=0`])
+      await ipBatch(hostIpLines(h), h.netns)
+      await nsSysctl(h.netns, hostSysctls(h, HAVE_IPV6()))
     }),
-    ...s.probes.map((p) =>
-      ipBatch(['link set lo up', `addr add ${p.address} dev ${p.device}`, `link set ${p.device} up`, ...(p.gateway ? [`route add default via ${p.gateway}`] : [])], p.netns),
-    ),
+    ...s.probes.map((p) => ipBatch(probeIpLines(p), p.netns)),
   ])
 }
 
@@ -277,6 +270,9 @@ export async function labUp(model: Model, progress: Progress, signal: AbortSigna
   if (existing) throw new HafwError(`site "${model.site}" already has a lab (${existing.phase}, since ${existing.created}, from ${existing.inventory}); run \`hafw lab down ${model.site}\` first`)
   const plan = planLab(model, await freeMgmtIndex())
   for (const w of plan.warnings) log.warn(w)
+  if (!HAVE_IPV6() && (plan.segments.some((g) => g.subnets6?.length) || plan.probes.some((p) => p.address6))) {
+    throw new HafwError(`${model.source}: the inventory has IPv6 addresses but this kernel has no IPv6 (/proc/sys/net/ipv6 is missing: booted with ipv6.disable=1?)`)
+  }
   const rootfs = await ensureRootfs(progress, signal)
   throwIfAborted(signal)
 
@@ -323,7 +319,8 @@ export async function labUp(model: Model, progress: Progress, signal: AbortSigna
       }),
       ...s.probes.map(async (p) => {
         await waitProbe(p, sig)
-        reporter(progress, `${s.site}/${p.name}`).info(`${p.role} ${p.address}${p.gateway ? ` via ${p.gateway}` : ''}, echo on ${p.ports.join(',')}`)
+        const v6 = p.address6 ? ` and ${p.address6}${p.gateway6 ? ` via ${p.gateway6}` : ''}` : ''
+        reporter(progress, `${s.site}/${p.name}`).info(`${p.role} ${p.address}${p.gateway ? ` via ${p.gateway}` : ''}${v6}, echo on ${p.ports.join(',')}`)
       }),
     ])
     const overlay: Overlay = { version: 1, site: s.site, inventory: s.inventory, created: new Date().toISOString(), nodes: entries }
@@ -346,7 +343,7 @@ export async function labUp(model: Model, progress: Progress, signal: AbortSigna
     overlay: s.overlay,
     rootfs,
     hosts: s.hosts.map((h) => ({ name: h.name, ...(h.pair ? { pair: h.pair } : {}), mgmt: h.mgmt.address.split('/')[0]!, bootMs: h.bootMs ?? 0 })),
-    probes: s.probes.map((p) => ({ name: p.name, role: p.role, address: p.address, ports: p.ports })),
+    probes: s.probes.map((p) => ({ name: p.name, role: p.role, address: p.address, ...(p.address6 ? { address6: p.address6 } : {}), ports: p.ports })),
     warnings: plan.warnings,
     ms,
   }

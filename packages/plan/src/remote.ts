@@ -4,7 +4,7 @@ import { shellQuote, type Session } from '@hafw/transport'
 /*
  * What hafw reads from a node, in ONE command: every managed file (content, mode, owner), the
  * generation hafw last applied and the live state it recorded then, the live ruleset, routes
- * and policy rules now, the units' enabled/active state and the node's IPv4 addresses (who
+ * and policy rules now, the units' enabled/active state and the node's addresses of both families (who
  * holds the VIPs). Sections are framed by "@@hafw KIND ARG" lines, bodies base64, so any byte
  * survives.
  */
@@ -60,10 +60,10 @@ export type LiveState = Record<LiveKind, string>
 export function liveFunctions(backend: Backend): string {
   return [
     backend === 'iptables'
-      ? `live_ruleset() { iptables-save 2>/dev/null | sed -e '/^#/d' -e 's/ \\[[0-9]*:[0-9]*\\]$//'; }`
+      ? `live_ruleset() { { iptables-save; ip6tables-save; } 2>/dev/null | sed -e '/^#/d' -e 's/ \\[[0-9]*:[0-9]*\\]$//'; }`
       : `live_ruleset() { nft -s list ruleset 2>/dev/null; }`,
-    `live_routes() { ip -4 route show table all 2>/dev/null | grep -v -e ' table local' -e 'proto kernel' | sort; }`,
-    `live_rules() { ip -4 rule show 2>/dev/null; }`,
+    `live_routes() { { ip -4 route show table all; ip -6 route show table all; } 2>/dev/null | grep -v -e ' table local' -e 'proto kernel' | sort; }`,
+    `live_rules() { ip -4 rule show 2>/dev/null; ip -6 rule show 2>/dev/null; }`,
   ].join('\n')
 }
 
@@ -93,7 +93,7 @@ export interface NodeState {
   recorded: LiveState | null
   live: LiveState
   units: Record<string, UnitState>
-  /** `ip -o -4 addr show` */
+  /** `ip -o addr show`: both families, for who holds the VIPs */
   addr: string
 }
 
@@ -118,7 +118,7 @@ export function readScript(paths: readonly string[], units: readonly string[], b
     `${sec('gens', '-')}; for g in $(ls "$G" 2>/dev/null | grep -E '^[0-9]+$'); do s=pending; [ -e "$G/$g/confirmed" ] && s=confirmed; [ -e "$G/$g/rolled-back" ] && s=rolled-back; printf '%s:%s ' "$g" "$s"; done`,
     ...LIVE_KINDS.map((k) => `if [ -n "$cur" ] && [ -f "$G/$cur/live/${k}" ]; then ${sec('recorded', k)}; base64 -w0 "$G/$cur/live/${k}"; fi`),
     ...LIVE_KINDS.map((k) => `${sec('live', k)}; live_${k} | base64 -w0`),
-    `${sec('addr', '-')}; ip -o -4 addr show | base64 -w0`,
+    `${sec('addr', '-')}; ip -o addr show | base64 -w0`,
     `${sec('end', '-')}`,
   )
   return lines.join('\n') + '\n'

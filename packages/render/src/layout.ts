@@ -19,6 +19,7 @@ export interface Layout {
   /** debian: a unit runs hafw-routing at boot */
   routingUnit: boolean
   iptablesFull: string
+  ip6tablesFull: string
   nftablesFull: string
   units: string
 }
@@ -40,7 +41,7 @@ export const RUNTIME = {
 } as const
 
 /** `ownership: chains`: hafw's rules live in files of their own, never in the host's ruleset file. */
-export const CHAINS_FILES = { iptables: '/etc/hafw/iptables.rules', nftables: '/etc/hafw/hafw.nft' } as const
+export const CHAINS_FILES = { iptables: '/etc/hafw/iptables.rules', ip6tables: '/etc/hafw/ip6tables.rules', nftables: '/etc/hafw/hafw.nft' } as const
 
 const common = {
   keepalived: '/etc/keepalived/keepalived.conf',
@@ -59,6 +60,7 @@ export const LAYOUTS: Record<Profile, Layout> = {
     networkScripts: null,
     routingUnit: true,
     iptablesFull: '/etc/iptables/rules.v4',
+    ip6tablesFull: '/etc/iptables/rules.v6',
     nftablesFull: '/etc/nftables.conf',
   },
   rhel: {
@@ -69,6 +71,7 @@ export const LAYOUTS: Record<Profile, Layout> = {
     networkScripts: '/etc/sysconfig/network-scripts',
     routingUnit: false,
     iptablesFull: '/etc/sysconfig/iptables',
+    ip6tablesFull: '/etc/sysconfig/ip6tables',
     nftablesFull: '/etc/sysconfig/nftables.conf',
   },
 }

@@ -10,7 +10,7 @@ import { hostView, pairNodeView, type Kind, type NodeView } from './view.js'
 export type Service = 'systemd' | 'sysctl' | 'routing' | 'firewall' | 'conntrackd' | 'keepalived'
 export type Action = 'reload' | 'restart' | 'run' | 'none'
 /** Which real tool proves the file (see @hafw/check). */
-export type CheckKind = 'keepalived' | 'conntrackd' | 'iptables' | 'nftables' | 'script' | 'unit' | 'sysctl' | 'modules' | 'rt_tables' | 'rule-if' | 'route-if'
+export type CheckKind = 'keepalived' | 'conntrackd' | 'iptables' | 'ip6tables' | 'nftables' | 'script' | 'unit' | 'sysctl' | 'modules' | 'rt_tables' | 'rule-if' | 'route-if'
 
 export interface RenderedFile {
   /** absolute path on the node */
@@ -80,10 +80,13 @@ function specs(v: NodeView): Spec[] {
     out.push({ template: 'systemd/conntrackd.dropin.conf.hbs', path: unit('conntrackd.service.d/hafw.conf'), service: 'systemd', action: 'reload', check: 'unit' })
   }
   const fw = v.firewall
+  // iptables-restore and ip6tables-restore take one family each: one template, a file per family.
+  const [v4, v6] = fw.families
+  if (fw.iptables) {
+    out.push({ template: 'firewall/iptables.rules.hbs', path: fw.rules_path, mode: '0600', service: 'firewall', action: 'run', check: 'iptables', item: v4 })
+    if (fw.rules6_path && v6) out.push({ template: 'firewall/iptables.rules.hbs', path: fw.rules6_path, mode: '0600', service: 'firewall', action: 'run', check: 'ip6tables', item: v6 })
+  } else out.push({ template: 'firewall/nftables.nft.hbs', path: fw.rules_path, mode: '0600', service: 'firewall', action: 'run', check: 'nftables' })
   out.push(
-    fw.iptables
-      ? { template: 'firewall/iptables.rules.hbs', path: fw.rules_path, mode: '0600', service: 'firewall', action: 'run', check: 'iptables' }
-      : { template: 'firewall/nftables.nft.hbs', path: fw.rules_path, mode: '0600', service: 'firewall', action: 'run', check: 'nftables' },
     { template: 'firewall/hafw-firewall.sh.hbs', path: SCRIPTS.firewall, mode: '0755', service: 'firewall', action: 'run', check: 'script' },
     { template: 'systemd/hafw-firewall.service.hbs', path: unit('hafw-firewall.service'), service: 'systemd', action: 'reload', check: 'unit' },
   )
@@ -95,8 +98,8 @@ function specs(v: NodeView): Spec[] {
     if (L.routingUnit) out.push({ template: 'systemd/hafw-routing.service.hbs', path: unit('hafw-routing.service'), service: 'systemd', action: 'reload', check: 'unit' })
     if (r.pbr.length) out.push({ template: 'routing/rt_tables.hbs', path: L.rtTables, service: 'routing', action: 'none', check: 'rt_tables' })
     if (L.networkScripts) {
-      for (const f of r.rule_files) out.push({ template: 'routing/rule-if.hbs', path: `${L.networkScripts}/rule-${f.device}`, service: 'routing', action: 'none', check: 'rule-if', item: f })
-      for (const f of r.route_files) out.push({ template: 'routing/route-if.hbs', path: `${L.networkScripts}/route-${f.device}`, service: 'routing', action: 'none', check: 'route-if', item: f })
+      for (const f of r.rule_files) out.push({ template: 'routing/rule-if.hbs', path: `${L.networkScripts}/${f.name}`, service: 'routing', action: 'none', check: 'rule-if', item: f })
+      for (const f of r.route_files) out.push({ template: 'routing/route-if.hbs', path: `${L.networkScripts}/${f.name}`, service: 'routing', action: 'none', check: 'route-if', item: f })
     }
   }
   return out

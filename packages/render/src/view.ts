@@ -1,5 +1,5 @@
-import type { AllowModel, CheckModel, HostModel, Iface, Model, NodeModel, PairModel, Profile, RouteModel } from '@hafw/inventory'
-import { inSubnet, ipToNum, peerOf } from '@hafw/inventory'
+import type { AllowModel, CheckModel, Family, HostModel, Iface, Model, NodeModel, PairModel, Profile, RouteModel } from '@hafw/inventory'
+import { familyOf, inSubnet, ipToNum, parseIPv6Groups, peerOf } from '@hafw/inventory'
 import { RenderError } from './engine.js'
 import { CHAINS_FILES, LAYOUTS, RUNTIME, SCRIPTS, type Layout } from './layout.js'
 
@@ -23,6 +23,9 @@ export interface Chains {
 }
 
 export interface RuleView {
+  /** the rule's family (templates' partials see only the rule) */
+  six: boolean
+  ip: 'ip' | 'ip6'
   in: string | null
   out: string | null
   proto: string | null
@@ -36,6 +39,28 @@ export interface RuleView {
   to_port: number | null
 }
 
+/** The rules of one address family: iptables-restore and ip6tables-restore get one file each, nft one inet table. */
+export interface FamilyRules {
+  family: Family
+  six: boolean
+  /** nft's address keyword and `meta nfproto` name */
+  ip: 'ip' | 'ip6'
+  nfproto: 'ipv4' | 'ipv6'
+  /** VIPs whose unmatched packets are dropped during the failover race (pairs with conntrack sync) */
+  race_vips: string[]
+  vrrp_devices: string[]
+  sync: { device: string; port: number; peer: string } | null
+  /** SSH sources of this family; with none in the inventory, SSH is open to both families */
+  ssh_from: string[]
+  ssh_any: boolean
+  services: { proto: string; address: string; port: number }[]
+  lvs_sync_device: string | null
+  dnat: RuleView[]
+  snat: RuleView[]
+  allow: RuleView[]
+  lvs_replies: RuleView[]
+}
+
 export interface FirewallView {
   iptables: boolean
   nftables: boolean
@@ -44,19 +69,17 @@ export interface FirewallView {
   /** PBR-only host: the mangle table and nothing else */
   host: boolean
   rules_path: string
+  /** iptables backend on a node with IPv6 addresses: the ip6tables-restore file */
+  rules6_path: string | null
   chain: Chains
   /** iptables `ownership: chains`: the jumps hafw-firewall keeps in the built-in chains */
   jumps: { table: string; hook: string; chain: string }[]
-  /** VIPs whose unmatched packets are dropped during the failover race (pairs with conntrack sync) */
-  race_vips: string[]
-  vrrp_devices: string[]
-  sync: { device: string; port: number; peer: string } | null
-  ssh: { port: number; from: string[] }
-  services: { proto: string; address: string; port: number }[]
-  lvs_sync_device: string | null
-  dnat: RuleView[]
-  snat: RuleView[]
-  forward: { drop: boolean; devices: string[]; allow: RuleView[]; lvs_replies: RuleView[]; log_prefix: string | null }
+  ssh_port: number
+  /** IPv4 always; IPv6 when the node has IPv6 addresses */
+  families: FamilyRules[]
+  /** whether any family has failover-race guards */
+  race: boolean
+  forward: { drop: boolean; devices: string[]; log_prefix: string | null }
   pbr: { device: string; mark: string }[]
 }
 
@@ -83,6 +106,8 @@ export interface KeepalivedView {
     priority: number
     advert_int: number
     version: number
+    /** an IPv6 instance: keepalived runs it as native IPv6 VRRPv3 */
+    native_ipv6: boolean
     nopreempt: boolean
     garp_master_delay: number
     track: string[]
@@ -106,6 +131,8 @@ export interface KeepalivedView {
 
 export interface ConntrackdView {
   mode: 'FTFW' | 'ALARM' | 'NOTRACK'
+  /** the sync messages travel over IPv6 */
+  six: boolean
   src: string
   dst: string
   port: number
@@ -120,14 +147,15 @@ export interface ConntrackdView {
   lock_file: string
   socket: string
   protocols: string[]
-  ignore: string[]
+  ignore: { six: boolean; address: string }[]
 }
 
 export interface RoutingView {
-  routes: { to: string; via: string; device: string }[]
-  pbr: { device: string; table: number; table_name: string; mark: string; gateway: string }[]
-  rule_files: { device: string; rules: { mark: string; table_name: string }[] }[]
-  route_files: { device: string; routes: { to: string; via: string; table_name: string | null }[] }[]
+  routes: { six: boolean; to: string; via: string; device: string }[]
+  pbr: { device: string; table: number; table_name: string; mark: string; gateway: string; gateway6: string | null }[]
+  /** rhel network-scripts: rule-DEV / route-DEV for IPv4, rule6-DEV / route6-DEV for IPv6 */
+  rule_files: { name: string; device: string; rules: { mark: string; table_name: string }[] }[]
+  route_files: { name: string; device: string; routes: { to: string; via: string; table_name: string | null }[] }[]
 }
 
 export interface NodeView {
@@ -146,7 +174,17 @@ export interface NodeView {
   sysctl: { entries: { key: string; value: string }[]; modules: string[] }
 }
 
-const byIp = (a: string, b: string) => ipToNum(a) - ipToNum(b)
+/** IPv4 before IPv6, each in numeric order. */
+function byIp(a: string, b: string): number {
+  const fa = familyOf(a)
+  const fb = familyOf(b)
+  if (fa !== fb) return fa - fb
+  if (fa === 4) return ipToNum(a) - ipToNum(b)
+  const ga = parseIPv6Groups(a)!
+  const gb = parseIPv6Groups(b)!
+  const k = ga.findIndex((x, i) => x !== gb[i])
+  return k < 0 ? 0 : ga[k]! - gb[k]!
+}
 const uniq = <T>(xs: T[]) => [...new Set(xs)]
 
 function device(ifaces: Record<string, Iface>, logical: string, where: string): Iface {
@@ -156,11 +194,24 @@ function device(ifaces: Record<string, Iface>, logical: string, where: string): 
   return i
 }
 
-function addressOn(ifaces: Record<string, Iface>, logical: string, where: string): string {
-  const a = device(ifaces, logical, where).address
-  if (!a) throw new RenderError(`internal: ${where} needs an address on "${logical}"`)
+function addressOn(ifaces: Record<string, Iface>, logical: string, where: string, family: Family = 4): string {
+  const i = device(ifaces, logical, where)
+  const a = family === 6 ? i.address6 : i.address
+  if (!a) throw new RenderError(`internal: ${where} needs an IPv${family} address on "${logical}"`)
   return a.ip
 }
+
+/** Whether a node has any IPv6 address: then it gets IPv6 rules, forwarding and ICMPv6. */
+const hasSix = (ifaces: Record<string, Iface>) => Object.values(ifaces).some((i) => i.address6)
+
+/** The family of a rule: that of its addresses, or null for a rule without any (it applies to both). */
+function ruleFamily(r: object): Family | null {
+  const o = r as Record<string, unknown>
+  const a = ['src', 'dst', 'to', 'address'].map((k) => o[k]).find((x): x is string => typeof x === 'string')
+  return a === undefined ? null : familyOf(a)
+}
+
+const ofFamily = <T extends object>(rs: T[], f: Family) => rs.filter((r) => (ruleFamily(r) ?? f) === f)
 
 function chainNames(full: boolean): Chains {
   const n = (builtin: string) => (full ? builtin : `HAFW-${builtin}`)
@@ -176,12 +227,17 @@ function chainNames(full: boolean): Chains {
   }
 }
 
-function rule(r: Partial<Record<keyof RuleView, string | number>>, ifaces: Record<string, Iface>, where: string): RuleView {
+function rule(r: Partial<Record<keyof RuleView, string | number>>, ifaces: Record<string, Iface>, where: string, family: Family = 4): RuleView {
   const dev = (l: unknown) => (typeof l === 'string' ? device(ifaces, l, where).device : null)
+  const proto = (r.proto as string | undefined) ?? null
   return {
+    six: family === 6,
+    ip: family === 6 ? 'ip6' : 'ip',
     in: dev(r.in),
     out: dev(r.out),
-    proto: (r.proto as string | undefined) ?? null,
+    // `proto: icmp` in a rule without addresses means ICMP of either family; iptables, ip6tables
+    // and nft all know IPv6's by the /etc/protocols name.
+    proto: proto === 'icmp' && family === 6 ? 'ipv6-icmp' : proto,
     src: (r.src as string | undefined) ?? null,
     dst: (r.dst as string | undefined) ?? null,
     sport: (r.sport as number | undefined) ?? null,
@@ -196,7 +252,8 @@ function firewallBase(
   fw: PairModel['firewall'],
   layout: Layout,
   host: boolean,
-): Pick<FirewallView, 'iptables' | 'nftables' | 'full' | 'chains' | 'host' | 'rules_path' | 'chain' | 'jumps'> {
+  six: boolean,
+): Pick<FirewallView, 'iptables' | 'nftables' | 'full' | 'chains' | 'host' | 'rules_path' | 'rules6_path' | 'chain' | 'jumps'> {
   const full = fw.ownership === 'full'
   const iptables = fw.backend === 'iptables'
   const chain = chainNames(full)
@@ -211,16 +268,18 @@ function firewallBase(
     host,
     // A PBR host's nft table is always hafw's own: `flush ruleset` would take Docker's rules with it.
     rules_path: full ? (iptables ? layout.iptablesFull : host ? CHAINS_FILES.nftables : layout.nftablesFull) : CHAINS_FILES[fw.backend],
+    rules6_path: iptables && six ? (full ? layout.ip6tablesFull : CHAINS_FILES.ip6tables) : null,
     chain,
     jumps: full || !iptables ? [] : hooks.map(([table, hook, c]) => ({ table, hook, chain: chain[c] })),
   }
 }
 
-function route(r: RouteModel, ifaces: Record<string, Iface>, owner: string, k: number): { to: string; via: string; device: string } {
-  if (r.interface) return { to: r.to, via: r.via, device: device(ifaces, r.interface, `routes[${k}]`).device }
-  const on = Object.values(ifaces).find((i) => i.address && inSubnet(r.via, i.address))
+function route(r: RouteModel, ifaces: Record<string, Iface>, owner: string, k: number): RoutingView['routes'][number] {
+  const six = familyOf(r.via) === 6
+  if (r.interface) return { six, to: r.to, via: r.via, device: device(ifaces, r.interface, `routes[${k}]`).device }
+  const on = Object.values(ifaces).find((i) => [i.address, i.address6].some((a) => a && inSubnet(r.via, a)))
   if (!on) throw new RenderError(`${owner}: routes[${k}]: no interface has ${r.via} in its subnet; set routes[${k}].interface`)
-  return { to: r.to, via: r.via, device: on.device }
+  return { six, to: r.to, via: r.via, device: on.device }
 }
 
 function routing(routes: RouteModel[], pbr: HostModel['pbr'], ifaces: Record<string, Iface>, owner: string): RoutingView | null {
@@ -232,23 +291,24 @@ function routing(routes: RouteModel[], pbr: HostModel['pbr'], ifaces: Record<str
     table_name: p.table_name,
     mark: p.fwmark,
     gateway: p.gateway,
+    gateway6: p.gateway6 ?? null,
   }))
   const devices = uniq([...pv.map((p) => p.device), ...rv.map((r) => r.device)]).sort()
+  const perFamily = <T>(f: (d: string, six: boolean) => T[]) =>
+    devices.flatMap((d) => [false, true].map((six) => ({ d, six, xs: f(d, six) }))).filter((x) => x.xs.length)
   return {
     routes: rv,
     pbr: pv,
-    rule_files: devices
-      .map((d) => ({ device: d, rules: pv.filter((p) => p.device === d).map((p) => ({ mark: p.mark, table_name: p.table_name })) }))
-      .filter((f) => f.rules.length),
-    route_files: devices
-      .map((d) => ({
-        device: d,
-        routes: [
-          ...rv.filter((r) => r.device === d).map((r) => ({ to: r.to, via: r.via, table_name: null })),
-          ...pv.filter((p) => p.device === d).map((p) => ({ to: '0.0.0.0/0', via: p.gateway, table_name: p.table_name })),
-        ],
-      }))
-      .filter((f) => f.routes.length),
+    rule_files: perFamily((d, six) => pv.filter((p) => p.device === d && (!six || p.gateway6)).map((p) => ({ mark: p.mark, table_name: p.table_name }))).map(
+      ({ d, six, xs }) => ({ name: `rule${six ? '6' : ''}-${d}`, device: d, rules: xs }),
+    ),
+    route_files: perFamily((d, six) => [
+      ...rv.filter((r) => r.device === d && r.six === six).map((r) => ({ to: r.to, via: r.via, table_name: null })),
+      ...pv.filter((p) => p.device === d).flatMap((p) => {
+        const via = six ? p.gateway6 : p.gateway
+        return via ? [{ to: six ? '::/0' : '0.0.0.0/0', via, table_name: p.table_name }] : []
+      }),
+    ]).map(({ d, six, xs }) => ({ name: `route${six ? '6' : ''}-${d}`, device: d, routes: xs })),
   }
 }
 
@@ -293,22 +353,26 @@ function keepalived(p: PairModel, n: NodeModel): KeepalivedView {
     sync_group: group ? { name: v.sync_group, instances: v.instances.map((i) => i.name) } : null,
     instances: v.instances.map((i) => {
       const own = device(n.interfaces, i.interface, where)
+      const six = i.family === 6
       return {
         name: i.name,
         device: own.device,
         vrid: i.vrid,
         priority: n.priority,
         advert_int: v.advert_int,
-        version: v.version,
+        // IPv6 VRRP exists only as version 3 (RFC 5798); one sync group may mix both versions.
+        version: six ? 3 : v.version,
+        native_ipv6: six,
         nopreempt: v.nopreempt,
         garp_master_delay: v.garp_master_delay,
         // keepalived warns (and -t fails) when an instance tracks its own interface.
         track: uniq(i.track_interfaces.map((t) => device(n.interfaces, t, where).device)).filter((d) => d !== own.device),
         unicast: v.unicast
-          ? { src: addressOn(n.interfaces, i.interface, where), peers: [addressOn(peer.interfaces, i.interface, where)] }
+          ? { src: addressOn(n.interfaces, i.interface, where, i.family), peers: [addressOn(peer.interfaces, i.interface, where, i.family)] }
           : null,
-        auth: v.auth ? { type: v.auth.type, password: v.auth.password } : null,
-        vips: i.vips.map((c) => ({ cidr: c.cidr, brd: c.prefix < 31 ? c.broadcast : null, dev: own.device })),
+        // The inventory refuses auth with VRRPv3 (it has none).
+        auth: v.auth && !six ? { type: v.auth.type, password: v.auth.password } : null,
+        vips: i.vips.map((c) => ({ cidr: c.cidr, brd: c.family === 4 && c.prefix < 31 ? c.broadcast : null, dev: own.device })),
         notify: !group,
       }
     }),
@@ -337,10 +401,14 @@ function conntrackd(p: PairModel, n: NodeModel): ConntrackdView | null {
   if (!s) return null
   const where = `pair ${p.name} conntrack_sync`
   const peer = peerOf(p, n.name)
+  const fam: Family = s.family === 'ipv6' ? 6 : 4
+  const six = hasSix(n.interfaces)
+  const own = uniq(Object.values(n.interfaces).flatMap((i) => [i.address?.ip, i.address6?.ip].filter((a): a is string => !!a))).sort(byIp)
   return {
     mode: ({ ftfw: 'FTFW', alarm: 'ALARM', notrack: 'NOTRACK' } as const)[s.mode],
-    src: addressOn(n.interfaces, s.interface, where),
-    dst: addressOn(peer.interfaces, s.interface, where),
+    six: fam === 6,
+    src: addressOn(n.interfaces, s.interface, where, fam),
+    dst: addressOn(peer.interfaces, s.interface, where, fam),
     port: s.port,
     device: device(n.interfaces, s.interface, where).device,
     snd_socket_buffer: s.snd_socket_buffer,
@@ -352,41 +420,62 @@ function conntrackd(p: PairModel, n: NodeModel): ConntrackdView | null {
     netlink_buffer_size_max_growth: s.netlink_buffer_size_max_growth,
     lock_file: RUNTIME.conntrackdLock,
     socket: RUNTIME.conntrackdSocket,
-    protocols: s.protocols.map((x) => x.toUpperCase()),
+    // A dual-stack node syncs ICMPv6 with ICMP (/etc/protocols' alias, as conntrackd looks it up).
+    protocols: s.protocols.flatMap((x) => (x === 'icmp' && six ? ['ICMP', 'IPv6-ICMP'] : [x.toUpperCase()])),
     // As in seed 001: loopback and every address of this node; flows to or from the firewall
     // itself are not replicated.
-    ignore: ['127.0.0.1', ...uniq(Object.values(n.interfaces).flatMap((i) => (i.address ? [i.address.ip] : []))).sort(byIp)],
+    ignore: [...(six ? ['127.0.0.1', '::1'] : ['127.0.0.1']), ...own].sort(byIp).map((address) => ({ six: familyOf(address) === 6, address })),
   }
 }
 
-function pairFirewall(p: PairModel, n: NodeModel, layout: Layout): FirewallView {
-  const base = firewallBase(p.firewall, layout, false)
+function familyBase(f: Family): Pick<FamilyRules, 'family' | 'six' | 'ip' | 'nfproto'> {
+  return f === 6 ? { family: 6, six: true, ip: 'ip6', nfproto: 'ipv6' } : { family: 4, six: false, ip: 'ip', nfproto: 'ipv4' }
+}
+
+const nodeFamilies = (ifaces: Record<string, Iface>): Family[] => (hasSix(ifaces) ? [4, 6] : [4])
+
+function pairFamily(p: PairModel, n: NodeModel, f: Family): FamilyRules {
   const where = `pair ${p.name}`
   const s = p.conntrack_sync
   const devs = (ls: string[]) => uniq(ls.map((l) => device(n.interfaces, l, where).device))
   const lvs = p.vrrp.instances.find((i) => i.lvs_sync_daemon)
+  const instances = p.vrrp.instances.filter((i) => i.family === f)
+  const syncHere = s && (s.family === 'ipv6' ? 6 : 4) === f
+  const ssh = p.firewall.ssh_from.filter((a) => familyOf(a) === f)
   return {
-    ...base,
+    ...familyBase(f),
     // Only a pair that commits replicated state has the race; an LVS pair's synced IPVS flows
     // arrive mid-stream and must reach IPVS.
-    race_vips: s ? uniq(p.vrrp.instances.flatMap((i) => i.vips.map((c) => c.ip))) : [],
-    vrrp_devices: devs(p.vrrp.instances.map((i) => i.interface)),
-    sync: s
-      ? { device: device(n.interfaces, s.interface, where).device, port: s.port, peer: addressOn(peerOf(p, n.name).interfaces, s.interface, where) }
+    race_vips: s ? uniq(instances.flatMap((i) => i.vips.map((c) => c.ip))) : [],
+    vrrp_devices: devs(instances.map((i) => i.interface)),
+    sync: syncHere
+      ? { device: device(n.interfaces, s.interface, where).device, port: s.port, peer: addressOn(peerOf(p, n.name).interfaces, s.interface, where, f) }
       : null,
-    ssh: { port: n.ssh.port, from: p.firewall.ssh_from },
-    services: p.virtual_servers.flatMap((vs) => vs.vips.map((v) => ({ proto: vs.protocol, address: v.address, port: v.port }))),
-    lvs_sync_device: lvs ? device(n.interfaces, lvs.interface, where).device : null,
-    dnat: p.nat.dnat.map((r, k) => rule({ ...r }, n.interfaces, `${where} nat.dnat[${k}]`)),
-    snat: p.nat.snat.map((r, k) => rule({ ...r }, n.interfaces, `${where} nat.snat[${k}]`)),
+    ssh_from: ssh,
+    ssh_any: !p.firewall.ssh_from.length,
+    services: p.virtual_servers.flatMap((vs) => ofFamily(vs.vips, f).map((v) => ({ proto: vs.protocol, address: v.address, port: v.port }))),
+    // keepalived's IPVS sync daemon talks IPv4 multicast.
+    lvs_sync_device: lvs && f === 4 ? device(n.interfaces, lvs.interface, where).device : null,
+    dnat: ofFamily(p.nat.dnat, f).map((r, k) => rule({ ...r }, n.interfaces, `${where} nat.dnat[${k}]`, f)),
+    snat: ofFamily(p.nat.snat, f).map((r, k) => rule({ ...r }, n.interfaces, `${where} nat.snat[${k}]`, f)),
+    allow: ofFamily(p.filter.allow, f).map((r: AllowModel, k) => rule({ ...r }, n.interfaces, `${where} filter.allow[${k}]`, f)),
+    // LVS-NAT: real servers answer through the director; let those replies pass FORWARD.
+    lvs_replies: p.virtual_servers
+      .filter((vs) => vs.lb_kind === 'NAT')
+      .flatMap((vs) => ofFamily(vs.real_servers, f).map((rs) => rule({ proto: vs.protocol, src: rs.address, sport: rs.port }, n.interfaces, where, f))),
+  }
+}
+
+function pairFirewall(p: PairModel, n: NodeModel, layout: Layout): FirewallView {
+  const families = nodeFamilies(n.interfaces).map((f) => pairFamily(p, n, f))
+  return {
+    ...firewallBase(p.firewall, layout, false, hasSix(n.interfaces)),
+    ssh_port: n.ssh.port,
+    families,
+    race: families.some((f) => f.race_vips.length > 0),
     forward: {
       drop: p.filter.forward_policy === 'drop',
       devices: Object.values(n.interfaces).map((i) => i.device),
-      allow: p.filter.allow.map((r: AllowModel, k) => rule({ ...r }, n.interfaces, `${where} filter.allow[${k}]`)),
-      // LVS-NAT: real servers answer through the director; let those replies pass FORWARD.
-      lvs_replies: p.virtual_servers
-        .filter((vs) => vs.lb_kind === 'NAT')
-        .flatMap((vs) => vs.real_servers.map((rs) => rule({ proto: vs.protocol, src: rs.address, sport: rs.port }, n.interfaces, where))),
       log_prefix: p.filter.forward_policy === 'drop' && p.filter.log_dropped !== false ? p.filter.log_dropped : null,
     },
     pbr: [],
@@ -413,12 +502,20 @@ export function pairNodeView(m: Model, p: PairModel, n: NodeModel, profile?: Pro
     // ruleset) instead of being picked up as a new flow; see hafw-notify. timestamp=1: the
     // kernel table then prints each entry's age, so `hafw verify` can tell young entries from
     // missing ones in one poll.
-    sysctl: sysctl({ 'net.ipv4.ip_forward': 1, ...(ct ? { 'net.netfilter.nf_conntrack_tcp_loose': 0, 'net.netfilter.nf_conntrack_timestamp': 1 } : {}) }, p.sysctls),
+    sysctl: sysctl(
+      {
+        'net.ipv4.ip_forward': 1,
+        ...(hasSix(n.interfaces) ? { 'net.ipv6.conf.all.forwarding': 1 } : {}),
+        ...(ct ? { 'net.netfilter.nf_conntrack_tcp_loose': 0, 'net.netfilter.nf_conntrack_timestamp': 1 } : {}),
+      },
+      p.sysctls,
+    ),
   }
 }
 
 export function hostView(m: Model, h: HostModel, profile?: Profile): NodeView {
   const layout = LAYOUTS[profile ?? h.profile]
+  const six = hasSix(h.interfaces)
   return {
     site: m.site,
     kind: 'host',
@@ -431,16 +528,24 @@ export function hostView(m: Model, h: HostModel, profile?: Profile): NodeView {
     keepalived: null,
     conntrackd: null,
     firewall: {
-      ...firewallBase(h.firewall, layout, true),
-      race_vips: [],
-      vrrp_devices: [],
-      sync: null,
-      ssh: { port: h.ssh.port, from: h.firewall.ssh_from },
-      services: [],
-      lvs_sync_device: null,
-      dnat: [],
-      snat: [],
-      forward: { drop: false, devices: [], allow: [], lvs_replies: [], log_prefix: null },
+      ...firewallBase(h.firewall, layout, true, six),
+      ssh_port: h.ssh.port,
+      families: nodeFamilies(h.interfaces).map((f) => ({
+        ...familyBase(f),
+        race_vips: [],
+        vrrp_devices: [],
+        sync: null,
+        ssh_from: h.firewall.ssh_from.filter((a) => familyOf(a) === f),
+        ssh_any: !h.firewall.ssh_from.length,
+        services: [],
+        lvs_sync_device: null,
+        dnat: [],
+        snat: [],
+        allow: [],
+        lvs_replies: [],
+      })),
+      race: false,
+      forward: { drop: false, devices: [], log_prefix: null },
       pbr: h.pbr.map((p, k) => ({ device: device(h.interfaces, p.interface, `host ${h.name} pbr[${k}]`).device, mark: p.fwmark })),
     },
     routing: routing(h.routes, h.pbr, h.interfaces, `host ${h.name}`),

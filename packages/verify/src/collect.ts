@@ -1,16 +1,19 @@
 import { HafwError } from '@hafw/core'
+import { canonicalIPv6 } from '@hafw/inventory'
 import type { Session } from '@hafw/transport'
 import { shellQuote as q } from '@hafw/transport'
 import { type ConntrackdStats, parseConntrackdStats } from './stats.js'
 
 /*
  * What verify and status read from one node, over the node's one SSH session:
- * - a probe: one short script on one channel (VIPs from `ip -o -4 addr`, the units, hafw-notify's
- *   /run/hafw/state.json, nf_conntrack_count, `conntrackd -s`, `-s link`, `-s network`);
+ * - a probe: one short script on one channel (VIPs of both families from `ip -o addr`, the
+ *   units, hafw-notify's /run/hafw/state.json, nf_conntrack_count, `conntrackd -s`, `-s link`,
+ *   `-s network`);
  * - dumps, each on a channel of its own and streamed into parseFlows as they arrive: the kernel
- *   table (`conntrack -L`), the internal cache (`conntrackd -i`), the external cache
- *   (`conntrackd -e`). The text forms: a third of the XML's bytes, and `conntrackd -i/-e` text
- *   carries each entry's age ("[active since Ns]"), which the XML does not.
+ *   table (`conntrack -L`, IPv4 then IPv6), the internal cache (`conntrackd -i`), the external
+ *   cache (`conntrackd -e`; both caches hold both families). The text forms: a third of the
+ *   XML's bytes, and `conntrackd -i/-e` text carries each entry's age ("[active since Ns]"),
+ *   which the XML does not.
  */
 
 /** hafw-notify's /run/hafw/state.json (packages/render/README.md). */
@@ -28,7 +31,7 @@ export interface NodeProbe {
   t: number
   /** the node's clock (ms) when the script ran */
   nodeT?: number
-  /** IPv4 addresses by device */
+  /** addresses of both families by device (IPv6 in canonical text, link-local ones left out) */
   addrs: { device: string; ip: string }[]
   /** systemctl is-active per unit */
   units: Record<string, string>
@@ -50,6 +53,12 @@ export interface ConntrackdProbe {
 }
 
 export const UNITS = ['keepalived.service', 'conntrackd.service'] as const
+
+/**
+ * Every address of the node, IPv4 and IPv6, one line each (what parseAddrs reads). One command
+ * for both families: `ip -o addr show` prints `inet` and `inet6` lines alike.
+ */
+export const ADDR_COMMAND = 'ip -o addr show'
 
 export interface ProbeOptions {
   /** conntrackd.conf on the node; omit on pairs without conntrack sync */
@@ -82,7 +91,7 @@ export function probeScript(o: ProbeOptions): string {
   if (!o.statsOnly) {
     lines.push(
       'echo @@addr',
-      'ip -o -4 addr show',
+      ADDR_COMMAND,
       'echo @@units',
       // one systemctl for all units: it prints one state per unit, in order (unknown: inactive)
       `systemctl is-active ${units.map(q).join(' ')} 2>/dev/null | for u in ${units.map(q).join(' ')}; do read -r st; printf '%s %s\\n' "$u" "$st"; done`,
@@ -134,10 +143,43 @@ export function parseProbe(out: string, t = Date.now(), o: ProbeOptions = {}): N
   return probe
 }
 
-/** `ip -o -4 addr show` lines to device + address. */
+/** One address of `ip -o addr show` or of an `ip -o monitor address` event. */
+export interface AddrLine {
+  device: string
+  /** IPv6 in canonical text, as the model holds VIPs */
+  ip: string
+  /** an IPv6 address still in duplicate address detection, or failed it: it carries no traffic yet */
+  tentative?: true
+}
+
+/**
+ * One `ip -o addr show` line ("2: in0    inet6 fd00:10::1/64 scope global nodad \ ..."), without
+ * the monitor's timestamp and "Deleted" prefix; null for a line without an address or with a
+ * link-local IPv6 one (fe80::/10, one per interface, never a VIP). A point-to-point address
+ * ("inet 10.0.0.1 peer 10.0.0.2/32") is the local one.
+ */
+export function parseAddrLine(line: string): AddrLine | null {
+  const m = /^\d+:\s+(\S+)\s+inet(6?)\s+([0-9A-Fa-f.:]+)[/\s](.*)$/.exec(line)
+  if (!m) return null
+  const device = m[1]!.replace(/@.*$/, '')
+  if (!m[2]) return { device, ip: m[3]! }
+  if (/^fe[89ab]/i.test(m[3]!)) return null
+  // flags come before the "\" that starts the lifetimes
+  const tentative = /\s(tentative|dadfailed)\b/.test(m[4]!.split('\\')[0]!)
+  return { device, ip: canonicalIPv6(m[3]!), ...(tentative ? { tentative: true as const } : {}) }
+}
+
+/**
+ * `ip -o addr show` output (`ip -o -4 addr show` too) to device + address, as parseAddrLine
+ * reads each line. Tentative and dadfailed addresses count as held here: the node added them,
+ * which is what VIP ownership (split brain) is about.
+ */
 export function parseAddrs(text: string): { device: string; ip: string }[] {
   const out: { device: string; ip: string }[] = []
-  for (const m of text.matchAll(/^\d+:\s+(\S+)\s+inet\s+(\d+\.\d+\.\d+\.\d+)\//gm)) out.push({ device: m[1]!.replace(/@.*$/, ''), ip: m[2]! })
+  for (const line of text.split('\n')) {
+    const a = parseAddrLine(line)
+    if (a) out.push({ device: a.device, ip: a.ip })
+  }
   return out
 }
 
@@ -160,10 +202,22 @@ export async function probeNode(s: Session, o: ProbeOptions, signal?: AbortSigna
 
 export type DumpKind = 'kernel' | 'internal' | 'external'
 
+/**
+ * `conntrack -L` of the kernel table, both families, in one shell command: one family per
+ * listing, IPv4 then IPv6. What a bare -L lists depends on the version (1.4.7 asks the kernel for
+ * every family, AF_UNSPEC; older releases, and the man page, default to IPv4), while -f asks for
+ * exactly one, so no entry is missed or listed twice. `options`: e.g. "-p tcp", "-o ktimestamp".
+ */
+export function conntrackListCommand(options = ''): string {
+  const o = options ? ` ${options}` : ''
+  return `conntrack -L -f ipv4${o} && conntrack -L -f ipv6${o}`
+}
+
 /** The command that dumps each table in its text form. */
 export function dumpCommand(kind: DumpKind, conntrackdConf: string): string {
-  // -o ktimestamp adds delta-time= (the entry's age) when nf_conntrack_timestamp=1; the same output otherwise
-  if (kind === 'kernel') return 'conntrack -L -o ktimestamp'
+  // -o ktimestamp adds delta-time= (the entry's age) when nf_conntrack_timestamp=1; the same
+  // output otherwise. conntrackd's caches hold both families in one dump.
+  if (kind === 'kernel') return conntrackListCommand('-o ktimestamp')
   return `conntrackd -C ${q(conntrackdConf)} ${kind === 'internal' ? '-i' : '-e'}`
 }
 

@@ -23,9 +23,14 @@ import {
  * one Map holds only the entries not yet seen on the other side: key -> one packed number (side,
  * state, mark, reply kind, age class). For IPv4 the key is 6-8 UTF-16 units holding protocol,
  * zone, addresses and ports as numbers (3x cheaper to build and hash than the text key, ~32
- * bytes); IPv6 flows use the text flowKey. NAT reply tuples, non-TCP states and repeated keys
- * go to small side maps. With converged tables in unrelated orders the map peaks near half of one
- * side; it never holds more than both sides' unmatched entries, and never a whole dump.
+ * bytes); IPv6 flows use the text flowKey ("6 fd00:10::100 fd00:20::7 41001 443 0"). That is
+ * exact for them: both sides print addresses with inet_ntop (libnetfilter_conntrack, for the
+ * kernel table and conntrackd's caches alike), so one address has one text on both, and building
+ * the text costs less than parsing eight groups to pack them. Packed keys start with a unit
+ * >= 0x100, text keys with an ASCII digit: the two never collide. NAT reply tuples (NAT66 too,
+ * compared as text the same way), non-TCP states and repeated keys go to small side maps. With
+ * converged tables in unrelated orders the map peaks near half of one side; it never holds more
+ * than both sides' unmatched entries, and never a whole dump.
  *
  * Grace: a difference only counts once it is older than `graceSeconds`:
  * - when the source prints an age (conntrackd text "[active since Ns]", which is the time since

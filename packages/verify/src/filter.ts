@@ -1,16 +1,17 @@
 import { HafwError } from '@hafw/core'
+import { formatIPv6, parseIPv6Groups } from '@hafw/inventory'
 import { type Flow, protoNumber } from './flow.js'
 
 /**
  * What a node's conntrackd `Filter` keeps out of its caches, so the comparison does not report
  * those entries as missing. Mirrors conntrackd 1.4.7 (src/filter.c): an Address Ignore entry
- * matches a flow's original source or its reply source (the real peer after DNAT); a protocol
- * outside Protocol Accept is never synced.
+ * matches a flow's original source or its reply source (the real peer after DNAT), for IPv4 and
+ * IPv6 flows alike; a protocol outside Protocol Accept is never synced.
  */
 export interface SyncFilter {
-  /** `Address Ignore { IPv4_address 192.168.0.41  IPv4_address 10.0.0.0/8  IPv6_address ... }` */
+  /** `Address Ignore { IPv4_address 192.168.0.41  IPv4_address 10.0.0.0/8  IPv6_address fd00:10::11 }` */
   ignoreAddresses?: readonly string[]
-  /** `Protocol Accept { TCP UDP ICMP }`: names (any case, IPv6-ICMP too) or numbers. */
+  /** `Protocol Accept { TCP UDP ICMP IPv6-ICMP }`: names (any case, IPv6-ICMP too) or numbers. */
   acceptProtocols?: readonly (string | number)[]
   /** `Protocol Ignore { ... }` */
   ignoreProtocols?: readonly (string | number)[]
@@ -32,37 +33,43 @@ export function compileSyncFilter(filter: SyncFilter): FlowPredicate {
   const accept = protos(filter.acceptProtocols, 'Protocol Accept')
   const ignoreP = protos(filter.ignoreProtocols, 'Protocol Ignore')
   // Single addresses (what the template writes) are looked up as the text conntrack prints, so
-  // most flows cost a Set lookup, not a parse; prefixes are matched numerically.
-  const exact4 = new Set<string>()
+  // most flows cost a Set lookup, not a parse: dotted quads, and IPv6 in its canonical text
+  // (RFC 5952, which inet_ntop prints too, except for a dotted-quad tail). Prefixes are matched
+  // numerically.
+  const exact = new Set<string>()
+  let exact6 = false
   const v4: { net: number; mask: number }[] = []
   const v6: { net: number[]; mask: number[] }[] = []
   for (const a of filter.ignoreAddresses ?? []) {
     const [ip, len, ...extra] = a.split('/')
     const n4 = parseIPv4(ip!)
-    const n6 = n4 < 0 ? parseIPv6(ip!) : undefined
+    const g6 = n4 < 0 && ip!.includes(':') ? parseIPv6Groups(ip!) : undefined
     const max = n4 >= 0 ? 32 : 128
     const prefix = len === undefined ? max : /^\d{1,3}$/.test(len) ? Number(len) : NaN
-    if ((n4 < 0 && !n6) || extra.length || !(prefix >= 0 && prefix <= max))
+    if ((n4 < 0 && !g6) || extra.length || !(prefix >= 0 && prefix <= max))
       throw new HafwError(`conntrackd filter: Address Ignore: ${JSON.stringify(a)} is not an IPv4/IPv6 address or address/prefix`)
-    if (n4 >= 0 && prefix === 32) exact4.add(`${n4 >>> 24}.${(n4 >>> 16) & 255}.${(n4 >>> 8) & 255}.${n4 & 255}`)
+    if (n4 >= 0 && prefix === 32) exact.add(`${n4 >>> 24}.${(n4 >>> 16) & 255}.${(n4 >>> 8) & 255}.${n4 & 255}`)
     else if (n4 >= 0) {
       const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0
       v4.push({ net: (n4 & mask) >>> 0, mask })
+    } else if (prefix === 128) {
+      exact.add(formatIPv6(g6!))
+      exact6 = true
     } else {
-      const mask = [0, 1, 2, 3].map((w) => {
-        const bits = Math.max(0, Math.min(32, prefix - 32 * w))
-        return bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0
-      })
-      v6.push({ net: n6!.map((x, w) => (x & mask[w]!) >>> 0), mask })
+      const mask = groupMask(prefix)
+      v6.push({ net: g6!.map((x, i) => x & mask[i]!), mask })
     }
   }
   const ignored = (addr: string | undefined): boolean => {
     if (!addr) return false
-    if (exact4.has(addr)) return true
+    if (exact.has(addr)) return true
     if (addr.includes(':')) {
-      if (!v6.length) return false
-      const n = parseIPv6(addr)
-      return !!n && v6.some((e) => e.net.every((x, w) => ((n[w]! & e.mask[w]!) >>> 0) === x))
+      // not found as printed: only a prefix, or another spelling (a dotted tail), can still match
+      if (!v6.length && !(exact6 && addr.includes('.'))) return false
+      const g = parseIPv6Groups(addr)
+      if (!g) return false
+      if (exact6 && exact.has(formatIPv6(g))) return true
+      return v6.some((e) => e.net.every((x, i) => (g[i]! & e.mask[i]!) === x))
     }
     if (!v4.length) return false
     const n = parseIPv4(addr)
@@ -76,7 +83,18 @@ export function compileSyncFilter(filter: SyncFilter): FlowPredicate {
   }
 }
 
-/** Dotted quad to an unsigned 32-bit number, -1 when it is not one. */
+/** Per 16-bit group, the bits of a prefix. */
+function groupMask(prefix: number): number[] {
+  return Array.from({ length: 8 }, (_, i) => {
+    const bits = Math.max(0, Math.min(16, prefix - 16 * i))
+    return bits === 0 ? 0 : (0xffff << (16 - bits)) & 0xffff
+  })
+}
+
+/**
+ * Dotted quad to an unsigned 32-bit number, -1 when it is not one. Hand-rolled for the
+ * comparison's hot path (compare.ts keys IPv4 tuples by these numbers).
+ */
 export function parseIPv4(s: string): number {
   let n = 0
   let octet = -1
@@ -95,30 +113,48 @@ export function parseIPv4(s: string): number {
   return dots === 3 && octet >= 0 ? n * 256 + octet : -1
 }
 
-/** IPv6 text (with :: and a dotted tail) to four unsigned 32-bit words, undefined when invalid. */
-export function parseIPv6(s: string): number[] | undefined {
-  const halves = s.split('::')
-  if (halves.length > 2) return undefined
-  const groups = (part: string): number[] | undefined => {
-    if (part === '') return []
-    const out: number[] = []
-    const items = part.split(':')
-    for (let k = 0; k < items.length; k++) {
-      const g = items[k]!
-      if (k === items.length - 1 && g.includes('.')) {
-        const v4 = parseIPv4(g)
-        if (v4 < 0) return undefined
-        out.push(Math.floor(v4 / 65536), v4 % 65536)
-      } else if (/^[0-9a-fA-F]{1,4}$/.test(g)) out.push(parseInt(g, 16))
-      else return undefined
-    }
-    return out
+/**
+ * The `Filter` of a conntrackd.conf as a SyncFilter: Protocol Accept/Ignore and Address Ignore
+ * (IPv4_address and IPv6_address entries, in file order). A file without a Filter syncs
+ * everything ({}). Clauses the comparison cannot mirror (Address Accept, State Accept/Ignore)
+ * are refused rather than silently compared as if they were absent.
+ */
+export function parseConntrackdFilter(conf: string, source = 'conntrackd.conf'): SyncFilter {
+  const tokens = conf
+    .split('\n')
+    .map((l) => l.replace(/#.*$/, ''))
+    .join('\n')
+    .split(/([{}])|\s+/)
+    .filter((t): t is string => !!t)
+  const bad = (why: string): never => {
+    throw new HafwError(`${source}: Filter: ${why}`)
   }
-  const head = groups(halves[0]!)
-  const tail = halves.length === 2 ? groups(halves[1]!) : []
-  if (!head || !tail) return undefined
-  const fill = 8 - head.length - tail.length
-  if (halves.length === 2 ? fill < 1 : fill !== 0) return undefined
-  const g = [...head, ...new Array<number>(fill).fill(0), ...tail]
-  return [0, 1, 2, 3].map((w) => g[2 * w]! * 65536 + g[2 * w + 1]!)
+  const start = tokens.findIndex((t, i) => /^filter$/i.test(t) && (tokens[i + 1] === '{' || /^from$/i.test(tokens[i + 1] ?? '')))
+  if (start < 0) return {}
+  let i = start + 1
+  if (/^from$/i.test(tokens[i]!)) i += 2 // From Userspace | From Kernelspace
+  if (tokens[i++] !== '{') bad('expected "{"')
+  const out: { ignoreAddresses?: string[]; acceptProtocols?: string[]; ignoreProtocols?: string[] } = {}
+  const block = (): string[] => {
+    if (tokens[i++] !== '{') bad(`expected "{" after ${tokens[i - 3]} ${tokens[i - 2]}`)
+    const items: string[] = []
+    while (i < tokens.length && tokens[i] !== '}') items.push(tokens[i++]!)
+    if (tokens[i++] !== '}') bad('unterminated block')
+    return items
+  }
+  while (i < tokens.length && tokens[i] !== '}') {
+    const what = tokens[i++]!.toLowerCase()
+    const how = (tokens[i++] ?? '').toLowerCase()
+    const items = block()
+    if (what === 'protocol' && (how === 'accept' || how === 'ignore')) {
+      ;(how === 'accept' ? (out.acceptProtocols ??= []) : (out.ignoreProtocols ??= [])).push(...items)
+    } else if (what === 'address' && how === 'ignore') {
+      const list = (out.ignoreAddresses ??= [])
+      for (let k = 0; k < items.length; k += 2) {
+        if (!/^ipv[46]_address$/i.test(items[k]!) || items[k + 1] === undefined) bad(`Address Ignore: expected "IPv4_address A" or "IPv6_address A", found ${JSON.stringify(items.slice(k, k + 2).join(' '))}`)
+        list.push(items[k + 1]!)
+      }
+    } else bad(`"${what} ${how}" is not mirrored by hafw verify (only Protocol Accept/Ignore and Address Ignore are)`)
+  }
+  return out
 }

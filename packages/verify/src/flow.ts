@@ -16,7 +16,7 @@ export interface Tuple {
 }
 
 export interface Flow {
-  /** Lower-case protocol name: tcp, udp, icmp, icmpv6, sctp, dccp, gre, udplite, or unknown */
+  /** Lower-case protocol name: tcp, udp, icmp, icmpv6, sctp, dccp, gre, udplite, igmp, vrrp, or unknown */
   proto: string
   protonum: number
   orig: Tuple
@@ -41,7 +41,8 @@ export interface Flow {
 }
 
 const PROTO_NAMES: Record<number, string> = {
-  1: 'icmp', 2: 'igmp', 6: 'tcp', 17: 'udp', 33: 'dccp', 47: 'gre', 58: 'icmpv6', 132: 'sctp', 136: 'udplite',
+  // 112: VRRP, keepalived's adverts (IPv4 and VRRPv3 over IPv6), which conntrack prints as "unknown"
+  1: 'icmp', 2: 'igmp', 6: 'tcp', 17: 'udp', 33: 'dccp', 47: 'gre', 58: 'icmpv6', 112: 'vrrp', 132: 'sctp', 136: 'udplite',
 }
 const PROTO_NUMBERS: Record<string, number> = {
   ...Object.fromEntries(Object.entries(PROTO_NAMES).map(([n, s]) => [s, Number(n)])),

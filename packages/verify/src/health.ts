@@ -3,10 +3,11 @@ import type { NodeProbe } from './collect.js'
 import type { ConntrackdStats } from './stats.js'
 
 /*
- * The pair's health from its nodes' probes. Pure. VIP ownership (`ip -o -4 addr`) is the ground
- * truth for who is MASTER, not what keepalived or the state script believe: the active node is
- * the one holding every VIP of the sync group. Counters are judged between the first and the
- * latest `conntrackd -s` sample of a run, so a verify that polls for 10 s judges 10 s.
+ * The pair's health from its nodes' probes. Pure. VIP ownership (`ip -o addr`, IPv4 and IPv6
+ * VIPs alike, compared in canonical text) is the ground truth for who is MASTER, not what
+ * keepalived or the state script believe: the active node is the one holding every VIP of the
+ * sync group. Counters are judged between the first and the latest `conntrackd -s` sample of a
+ * run, so a verify that polls for 10 s judges 10 s.
  */
 
 export type Role = 'MASTER' | 'BACKUP' | 'FAULT' | 'STOPPED' | 'UNKNOWN'
@@ -107,7 +108,7 @@ function max(a: number | undefined, b: number | undefined): number | null {
 /** What the VRRP judgement needs of one node that answered. */
 export interface VrrpNode {
   name: string
-  /** IPv4 addresses by device (`ip -o -4 addr`) */
+  /** addresses of both families by device (`ip -o addr`, parseAddrs) */
   addrs: { device: string; ip: string }[]
   /** systemctl is-active keepalived.service */
   keepalived?: string

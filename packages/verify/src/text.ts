@@ -4,14 +4,19 @@ import { type Chunk, type FlowParser, DumpParseError, bytesOf, bytesStartWith, j
 /*
  * Incremental parser for the one-line-per-entry text form, the compact one (about a third of the
  * XML's size):
- *   conntrack -L [-o extended,id,ktimestamp,...]
+ *   conntrack -L [-f ipv4|ipv6] [-o extended,id,ktimestamp,...]
  *     [ipv4     2 ]tcp      6 431999 ESTABLISHED src=.. dst=.. sport=.. dport=.. [packets=.. bytes=..]
- *     [UNREPLIED] src=.. dst=.. sport=.. dport=.. [ASSURED] mark=0 [zone=3] [delta-time=5] use=1 [id=..]
- *   conntrackd -i / -e (no timeout; -e has no reply tuple; age as "[active since 12s]")
+ *     [UNREPLIED] src=.. dst=.. sport=.. dport=.. [ASSURED] mark=0 [zone=3] [delta-time=5]
+ *     [[start=Wed Dec  2 15:36:56 2026]] use=1 [id=..]
+ *   conntrackd -i / -e (no timeout; -e has no reply tuple; age as "[active since 12s]"; mark only
+ *   when the kernel sent one, i.e. not for a mark 0 learned from a new-entry event)
  *     tcp      6 ESTABLISHED src=.. dst=.. sport=.. dport=.. [ASSURED] mark=0 [active since 12s]
- * ICMP tuples read "type=8 code=0 id=1234", so an `id=` right after a tuple's code is the ICMP id
- * and any later one the conntrack id. Works on bytes: numbers are read in place and only
- * addresses and states become strings.
+ * IPv6 entries read the same with inet_ntop's addresses ("src=fd00:10::100"), "icmpv6   58" with
+ * type/code/id, and "ipv6     10 " in front only with `-o extended`: conntrackd prints its caches
+ * without the layer-3 column (nfct_snprintf flags 0, conntrack-tools src/cache-ct.c), both
+ * families in one dump. ICMP tuples read "type=8 code=0 id=1234", so an `id=` right after a
+ * tuple's code is the ICMP id and any later one the conntrack id. Works on bytes: numbers are
+ * read in place and only addresses and states become strings.
  */
 
 // conntrack's own summary line, should stderr end up in the same stream

@@ -1,9 +1,9 @@
 import { HafwError, InvalidInputError, reporter, sleep, throwIfAborted, type Progress, type SourceIssue } from '@hafw/core'
-import { loadInventory, type Model, type NodeModel, type PairModel } from '@hafw/inventory'
-import { pairNodeView } from '@hafw/render'
-import { type DumpKind, type DumpStats, type NodeProbe, dumpCommand, openDump, parseAddrs, probeNode } from './collect.js'
+import { canonicalIPv6, isIPv4, isIPv6, loadInventory, type Model, type NodeModel, type PairModel } from '@hafw/inventory'
+import { pairNodeView, renderInventory } from '@hafw/render'
+import { type DumpKind, type DumpStats, type NodeProbe, ADDR_COMMAND, dumpCommand, openDump, parseAddrs, probeNode } from './collect.js'
 import { type CompareCounts, type CompareMemo, type CompareResult, type Mismatch, compareFlows } from './compare.js'
-import { type SyncFilter, compileSyncFilter, parseIPv4, parseIPv6 } from './filter.js'
+import { type SyncFilter, compileSyncFilter, parseConntrackdFilter } from './filter.js'
 import { parseFlows } from './parse.js'
 import type { Flow } from './flow.js'
 import { type CtSample, type NodeInput, type PairHealth, type Problem, type Role, type SyncHealth, HISTORICAL, SILENT_MS, judgePair, rolesByNode } from './health.js'
@@ -94,20 +94,31 @@ const DEFAULT_DEADLINE_S = 30
 const DEFAULT_GRACE_S = 5
 const RETRY_MS = 1000
 
-
-const isIp = (s: string) => parseIPv4(s) >= 0 || (s.includes(':') && !!parseIPv6(s))
+const filters = new WeakMap<Model, Map<string, SyncFilter>>()
 
 /**
- * The active node's conntrackd Filter as the template renders it (Address Ignore: 127.0.0.1 and
- * the node's own addresses; Protocol Accept: the sync protocols), plus the nodes' SSH addresses:
+ * The active node's conntrackd Filter as its rendered conntrackd.conf states it (Address Ignore:
+ * 127.0.0.1 and the node's own addresses, IPv4_address and IPv6_address lines alike; Protocol
+ * Accept: the sync protocols), read back from the file render gives the node, so verify leaves
+ * out exactly what the deployed conntrackd does. Plus the nodes' SSH addresses (either family):
  * hafw's own management connections change while it looks (it opens them), on both sides alike.
- * Where SSH uses an inventory address, as in production, the Filter ignores it already.
+ * Where SSH uses an inventory address, as in production, the Filter ignores it already. Pure
+ * (one render per node and model, kept).
  */
 export function syncFilter(model: Model, pair: PairModel, active: NodeModel): SyncFilter {
-  const ct = pairNodeView(model, pair, active).conntrackd
-  if (!ct) throw new HafwError(`pair ${pair.name} has no conntrack sync`)
-  const mgmt = pair.nodes.map((n) => n.ssh.host).filter(isIp)
-  return { ignoreAddresses: [...new Set([...ct.ignore, ...mgmt])], acceptProtocols: ct.protocols }
+  let byNode = filters.get(model)
+  if (!byNode) filters.set(model, (byNode = new Map()))
+  const id = `${pair.name}\n${active.name}`
+  const known = byNode.get(id)
+  if (known) return known
+  const file = renderInventory(model, { pair: pair.name, node: active.name })[0]?.files.find((f) => f.check === 'conntrackd')
+  if (!file) throw new HafwError(`pair ${pair.name} has no conntrack sync`)
+  const f = parseConntrackdFilter(file.content, `${active.name}: ${file.path} (rendered)`)
+  // as conntrack prints them: an IPv6 SSH host may be written in any spelling
+  const mgmt = pair.nodes.map((n) => n.ssh.host).filter((h) => isIPv4(h) || isIPv6(h)).map((h) => (isIPv6(h) ? canonicalIPv6(h) : h))
+  const out: SyncFilter = { ...f, ignoreAddresses: [...new Set([...(f.ignoreAddresses ?? []), ...mgmt])] }
+  byNode.set(id, out)
+  return out
 }
 
 /** What a probe of this pair's nodes needs: where conntrackd.conf and the state script's files are. */
@@ -188,10 +199,10 @@ export async function settleLiveness(pool: SessionPool, model: Model, pair: Pair
   }
 }
 
-/** The node holding every VIP of the pair while its peer holds none, else null (one `ip addr` each). */
+/** The node holding every VIP (both families) of the pair while its peer holds none, else null (one `ip addr` each). */
 async function vipOwner(pool: SessionPool, pair: PairModel, signal: AbortSignal): Promise<string | null> {
   const want = pair.vrrp.instances.flatMap((i) => i.vips.map((c) => c.ip))
-  const rs = await Promise.allSettled(pair.nodes.map((n) => pool.run(n, (s) => s.exec('ip -o -4 addr show', { timeoutMs: 20_000, signal }))))
+  const rs = await Promise.allSettled(pair.nodes.map((n) => pool.run(n, (s) => s.exec(ADDR_COMMAND, { timeoutMs: 20_000, signal }))))
   const held = rs.map((r) => (r.status === 'fulfilled' ? new Set(parseAddrs(r.value.stdout).map((a) => a.ip)) : undefined))
   if (held.some((h) => !h)) return null
   const all = held.map((h) => want.every((ip) => h!.has(ip)))
@@ -495,9 +506,11 @@ export function verifyResultOf(e: unknown): VerifyResult | undefined {
 
 /** Human output: one block per pair. */
 export function formatVerify(r: VerifyResult): string {
+  // [fd00::1]:443 for IPv6, as in URLs: the port is not read as one more group
+  const at = (ip: string, port: number | undefined) => (ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`)
   const flow = (f: Flow) => {
     const o = f.orig
-    const ports = o.sport !== undefined ? `${o.src}:${o.sport} -> ${o.dst}:${o.dport}` : `${o.src} -> ${o.dst}`
+    const ports = o.sport !== undefined ? `${at(o.src, o.sport)} -> ${at(o.dst, o.dport)}` : `${o.src} -> ${o.dst}`
     return `${f.proto} ${ports}${f.state ? ` ${f.state}` : ''}${f.mark ? ` mark=${f.mark}` : ''}`
   }
   const lines: string[] = []
