@@ -81,15 +81,15 @@ describe('lab plan: dual stack', () => {
     return m
   }
 
-  it('IPv6-only links are segments of their own IPv6 subnet; a dual-stack interface carries its IPv6 subnet onto its IPv4 segment', () => {
+  it('a dual-stack interface carries its IPv6 subnet onto its IPv4 segment; one with IPv6 only (the inventory refuses it) is a plain link of the pair', () => {
     const m = edit((m) => m.pairs[0]!.nodes.forEach((n) => delete n.interfaces.sync!.address))
     const p = planLab(m, 0)
     expect(p.segments.map((s) => [s.id, s.subnets6])).toEqual([
       ['192.168.11.0/24', ['fd00:11::/64']],
       ['192.168.10.0/24', ['fd00:10::/64']],
-      ['fd00:13::/64', ['fd00:13::/64']],
+      ['link:fw1:sync', undefined],
     ])
-    expect(p.hosts[1]!.interfaces.find((i) => i.logical === 'sync')).toEqual({ logical: 'sync', device: 'ens5', address6: 'fd00:13::12/64', segment: 'fd00:13::/64', port: 'n1i2' })
+    expect(p.hosts[1]!.interfaces.find((i) => i.logical === 'sync')).toEqual({ logical: 'sync', device: 'ens5', address6: 'fd00:13::12/64', segment: 'link:fw1:sync', port: 'n1i2' })
   })
 
   it('refuses an IPv6 subnet on two IPv4 segments, and overlapping IPv6 subnets', () => {

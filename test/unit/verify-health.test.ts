@@ -5,7 +5,7 @@ import { loadInventory, type Model, type PairModel } from '@hafw/inventory'
 import { renderInventory } from '@hafw/render'
 import {
   type CtSample, type Flow, type NodeInput, type NodeProbe, ADDR_COMMAND, SILENT_MS, compareFlows, compileSyncFilter, conntrackListCommand, dumpCommand, formatVerify, judgePair,
-  parseAddrLine, parseAddrs, parseConntrackdFilter, parseConntrackdStats, parseProbe, probeScript, syncFilter,
+  parseAddrLine, parseAddrs, parseConntrackdStats, parseProbe, probeScript, syncFilter,
 } from '@hafw/verify'
 
 /*
@@ -322,11 +322,10 @@ describe('IPv6 VIPs and the dual-stack pair', () => {
     const rendered = renderInventory(m6, { pair: 'fw6', node: 'fw6a' })[0]!.files.find((x) => x.path.endsWith('/conntrackd.conf'))!.content
     // what render promises: the node's IPv6 addresses as IPv6_address lines
     expect(rendered).toMatch(/^\s*IPv6_address fd00:20::11$/m)
-    const inFile = parseConntrackdFilter(rendered).ignoreAddresses!
+    const inFile = [...rendered.slice(rendered.indexOf('Address Ignore')).matchAll(/^\s*IPv[46]_address (\S+)$/gm)].map((x) => x[1]!)
     const f = syncFilter(m6, fw6, fw6.nodes[0])
     // SSH goes to fd00:10::11 / fd00:10::12: hafw's own connections, left out over IPv6 too
     expect(f.ignoreAddresses).toEqual([...new Set([...inFile, 'fd00:10::11', 'fd00:10::12'])])
-    expect(syncFilter(m6, fw6, fw6.nodes[0])).toBe(f) // one render per node and model
     const keep = compileSyncFilter(f)
     const from = (src: string): Flow => ({ proto: 'tcp', protonum: 6, orig: { src, dst: 'fd00:20::7', sport: 1, dport: 2 } })
     expect(keep(from('fd00:10::12'))).toBe(false)

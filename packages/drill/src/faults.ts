@@ -71,18 +71,16 @@ const linksDown = (devs: string[]) => devs.map((d) => `ip link set dev ${q(d)} d
 const hasV6 = (pair: PairModel) => pair.vrrp.instances.some((i) => i.family === 6)
 
 function vrrpRules(pair: PairModel, dev: string, add: boolean): string {
-  const six = hasV6(pair)
   if (pair.firewall.backend === 'nftables') {
-    // a table of its own: hafw's ruleset (flush ruleset or table ip hafw) is left alone
+    // a table of its own: hafw's ruleset (flush ruleset or table inet hafw) is left alone; an
+    // inet table's `meta l4proto 112` is VRRP of both families
     const d = JSON.stringify(dev)
-    const v6in = six ? ` iifname ${d} meta nfproto ipv6 meta l4proto 112 drop;` : ''
-    const v6out = six ? ` oifname ${d} meta nfproto ipv6 meta l4proto 112 drop;` : ''
     return add
-      ? `nft -f - <<'EOF'\ntable inet hafw_drill {\n  chain in { type filter hook input priority -300; iifname ${d} ip protocol 112 drop;${v6in} }\n  chain out { type filter hook output priority -300; oifname ${d} ip protocol 112 drop;${v6out} }\n}\nEOF`
+      ? `nft -f - <<'EOF'\ntable inet hafw_drill {\n  chain in { type filter hook input priority -300; iifname ${d} meta l4proto 112 drop; }\n  chain out { type filter hook output priority -300; oifname ${d} meta l4proto 112 drop; }\n}\nEOF`
       : 'nft delete table inet hafw_drill 2>/dev/null || true'
   }
   const rules = [`INPUT -i ${q(dev)} -p 112 -j DROP`, `OUTPUT -o ${q(dev)} -p 112 -j DROP`]
-  const tools = six ? ['iptables', 'ip6tables'] : ['iptables']
+  const tools = hasV6(pair) ? ['iptables', 'ip6tables'] : ['iptables']
   return tools
     .flatMap((t) =>
       add

@@ -1,5 +1,5 @@
 import type { FlowSummary } from './types.js'
-import { hostPort } from './witness.js'
+import { familyOfHost, hostPort } from './witness.js'
 
 /*
  * Without probe hosts the pair's own traffic is the witness: the TCP flows ESTABLISHED through
@@ -71,7 +71,7 @@ export function judgeLive(before: LiveFlow[], after: LiveFlow[]): LiveOutcome {
     return {
       id,
       proto: 'tcp',
-      family: b.src.includes(':') ? 6 : 4,
+      family: familyOfHost(b.src),
       path: 'live',
       target: `${hostPort(b.src, b.sport)} -> ${hostPort(b.dst, b.dport)}`,
       sent: a?.packets ?? 0,

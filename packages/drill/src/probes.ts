@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { HafwError } from '@hafw/core'
-import { familyOf, inSubnet, parseAnyCidr, type AllowModel, type Family, type PairModel, type Proto } from '@hafw/inventory'
+import { familyOf, inSubnet, interfaceFor, parseAnyCidr, type AllowModel, type Family, type PairModel, type Proto } from '@hafw/inventory'
 import type { LabProbe } from '@hafw/lab'
 import { hostPort, type WitnessResult, type WitnessSpec, type WitnessStatus, type WitnessTarget } from './witness.js'
 
@@ -70,7 +70,7 @@ export function planWitnesses(pair: PairModel, probes: LabProbe[], flows: number
   if (!client) return { none: `no probe client in front of pair ${pair.name}` }
   const vips = new Set(pair.vrrp.instances.flatMap((i) => i.vips.map((v) => v.ip)))
   const servers = probes.filter((p) => p.role === 'server' && p.running)
-  const outOf = (ip: string) => Object.values(pair.nodes[0].interfaces).find((i) => (ip.includes(':') ? i.address6 && inSubnet(ip, i.address6) : i.address && inSubnet(ip, i.address)))?.name
+  const outOf = (ip: string) => interfaceFor(pair.nodes[0].interfaces, ip)?.name
   /** a probe's address of a family */
   const ipOf = (p: LabProbe, fam: Family) => (fam === 6 ? p.ip6 : p.ip)
   const gwOf = (p: LabProbe, fam: Family) => (fam === 6 ? p.gateway6 : p.gateway)

@@ -142,11 +142,17 @@ export function formatIPv6(g: number[]): string {
   return best < 0 ? hex(g) : `${hex(g.slice(0, best))}::${hex(g.slice(best + bestLen))}`
 }
 
-function maskGroups(g: number[], prefix: number): number[] {
-  return g.map((x, i) => {
+/** Per 16-bit group, the bits of an IPv6 prefix. */
+export function groupMask(prefix: number): number[] {
+  return Array.from({ length: 8 }, (_, i) => {
     const bits = Math.max(0, Math.min(16, prefix - 16 * i))
-    return bits === 0 ? 0 : x & ((0xffff << (16 - bits)) & 0xffff)
+    return bits === 0 ? 0 : (0xffff << (16 - bits)) & 0xffff
   })
+}
+
+function maskGroups(g: number[], prefix: number): number[] {
+  const m = groupMask(prefix)
+  return g.map((x, i) => x & m[i]!)
 }
 
 export function isIPv6(s: string): boolean {
@@ -171,6 +177,17 @@ export function ipv6Problem(s: string): string | null {
     return `${JSON.stringify(s)} is an IPv4-mapped IPv6 address; write the IPv4 address ${numToIp(g[6]! * 65536 + g[7]!)} instead`
   }
   return null
+}
+
+/** IPv6 text in its canonical form (as conntrack and ip print it), with a "/len" kept; IPv4 as written. */
+export function canonicalAddr(s: string): string
+export function canonicalAddr(s: string | undefined): string | undefined
+export function canonicalAddr(s: string | undefined): string | undefined {
+  if (s === undefined || !s.includes(':')) return s
+  const slash = s.indexOf('/')
+  if (slash < 0) return canonicalIPv6(s)
+  const c = parseCidr6(s)
+  return typeof c === 'string' ? s : `${c.ip}/${c.prefix}`
 }
 
 /** Parse "2001:db8::41/64"; returns a reason string when invalid. */

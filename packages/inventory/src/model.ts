@@ -1,5 +1,6 @@
 import type { RawHost, RawInventory, RawNode, RawPair, RawSsh } from './schema.js'
-import { canonicalIPv6, parseAnyCidr, parseCidr, parseCidr6, type AnyCidr, type Cidr, type Cidr6, type Family } from './ip.js'
+import { addressList } from './schema.js'
+import { canonicalAddr, familyOf, inSubnet, parseAnyCidr, type AnyCidr, type Cidr, type Cidr6, type Family } from './ip.js'
 
 /*
  * The typed model every later stage reads: the inventory with defaults merged into every pair,
@@ -31,6 +32,11 @@ export interface Iface {
   address?: Cidr
   /** IPv6 address on this interface, when declared (dual stack) */
   address6?: Cidr6
+}
+
+/** The interface whose subnet (of the address's family) holds an address, if any. */
+export function interfaceFor(ifaces: Record<string, Iface>, ip: string): Iface | undefined {
+  return Object.values(ifaces).find((i) => [i.address, i.address6].some((a) => a && inSubnet(ip, a)))
 }
 
 export interface NodeModel {
@@ -199,17 +205,6 @@ function cidr(s: string): AnyCidr {
   return c
 }
 
-/** IPv6 text in its canonical form (as conntrack and ip print it), with a "/len" kept; IPv4 as written. */
-export function canonicalAddr(s: string): string
-export function canonicalAddr(s: string | undefined): string | undefined
-export function canonicalAddr(s: string | undefined): string | undefined {
-  if (s === undefined || !s.includes(':')) return s
-  const slash = s.indexOf('/')
-  if (slash < 0) return canonicalIPv6(s)
-  const c = parseCidr6(s)
-  return typeof c === 'string' ? s : `${c.ip}/${c.prefix}`
-}
-
 /** Copies a rule with every address field canonical. */
 function canon<T extends object>(r: T, fields: readonly string[]): T {
   const o = { ...r } as Record<string, unknown>
@@ -217,11 +212,6 @@ function canon<T extends object>(r: T, fields: readonly string[]): T {
   return o as T
 }
 const ADDR_FIELDS = ['to', 'via', 'dst', 'src', 'address', 'address6', 'gateway6'] as const
-
-/** An interface's addresses as written: one string or a list of at most one per family. */
-export function addressList(v: string | string[] | undefined): string[] {
-  return v === undefined ? [] : typeof v === 'string' ? [v] : v
-}
 
 function ifaces(interfaces: Record<string, string>, addresses: Record<string, string | string[]>): Record<string, Iface> {
   const out: Record<string, Iface> = {}
@@ -239,7 +229,8 @@ function ifaces(interfaces: Record<string, string>, addresses: Record<string, st
 
 function ssh(host: string, ...layers: (RawSsh | undefined)[]): SshTarget {
   const merged = Object.assign({}, DEFAULTS.ssh, ...layers.map((l) => defined(l)))
-  return { host, ...merged } as SshTarget
+  // an IPv6 host as conntrack and sshd print it, like every other address of the model
+  return { host: canonicalAddr(host), ...merged } as SshTarget
 }
 
 function firewall(raw: RawInventory, own: RawPair['firewall']): FirewallModel {
@@ -274,7 +265,7 @@ function pair(raw: RawInventory, p: RawPair): PairModel {
       name: i.name,
       interface: i.interface,
       vrid: i.vrid,
-      family: i.vips[0]!.includes(':') ? 6 : 4,
+      family: familyOf(i.vips[0]!),
       vips: i.vips.map(cidr),
       lvs_sync_daemon: i.lvs_sync_daemon ?? false,
       // Watch every interface a VRRP instance runs on: one dead link fails the whole group.

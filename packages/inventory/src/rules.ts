@@ -1,5 +1,6 @@
 import type { RawInventory, RawPair, RawHost } from './schema.js'
-import { canonicalIPv6, familyOf, inSubnet, parseAnyCidr, sameSubnet, subnetOf, type AnyCidr, type Family } from './ip.js'
+import { canonicalAddr, familyOf, inSubnet, parseAnyCidr, sameSubnet, subnetOf, type AnyCidr, type Family } from './ip.js'
+import { addressList } from './schema.js'
 
 /*
  * Cross-field rules: what a schema cannot say about one field alone. Each returns issues with
@@ -20,25 +21,24 @@ const cidrOf = (s: string | null | undefined): AnyCidr | null => {
 
 /** A node's `addresses`: per logical interface one address/prefix or a list, one per family. */
 type AddrMap = Record<string, string | string[]>
-const list = (v: string | string[] | undefined): string[] => (v === undefined ? [] : typeof v === 'string' ? [v] : v)
 
 /** An own entry of a map: a logical name such as "constructor" must not find Object.prototype. */
 const has = (rec: Record<string, unknown>, key: string): boolean => Object.hasOwn(rec, key)
-const at = (rec: AddrMap, key: string): string[] => list(Object.hasOwn(rec, key) ? rec[key] : undefined)
+const at = (rec: AddrMap, key: string): string[] => addressList(Object.hasOwn(rec, key) ? rec[key] : undefined)
 /** The address of one family on a logical interface. */
 const addrOf = (rec: AddrMap, key: string, fam: Family = 4): AnyCidr | null =>
   at(rec, key).map(cidrOf).find((c): c is AnyCidr => c?.family === fam) ?? null
 /** Every address of a map, with its path below the node. */
 const allAddrs = (rec: AddrMap): { name: string; c: AnyCidr; path: Path }[] =>
   Object.entries(rec).flatMap(([name, v]) =>
-    list(v).flatMap((s, k) => {
+    addressList(v).flatMap((s, k) => {
       const c = cidrOf(s)
       return c ? [{ name, c, path: typeof v === 'string' ? ['addresses', name] : ['addresses', name, k] }] : []
     }),
   )
 /** The canonical text of an address of either family, for comparisons. */
-const key = (ip: string): string => (ip.includes(':') ? canonicalIPv6(ip) : ip)
-const fam = (ip: string): Family => familyOf(ip.split('/')[0]!)
+const key = canonicalAddr
+const fam = familyOf
 const v = (f: Family) => `IPv${f}`
 
 /** Logical interfaces a pair's parts refer to, with where they are referred from. */

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { CheckCommand, Device, Fingerprint, Hex32, HostName, LocalPath, Logical, LogPrefix, Name, UrlPath, UserName, VrrpPassword } from './safe.js'
-import { hostAddressProblem, ipProblem, ipv4Problem, ipv6Problem, isIPv4, isIPv6, parseAnyCidr } from './ip.js'
+import { familyOf, hostAddressProblem, ipProblem, ipv4Problem, ipv6Problem, isIPv4, parseAnyCidr } from './ip.js'
 
 /*
  * The inventory as written (see ../shared/design/inventory-example.yaml). Every object is strict:
@@ -40,16 +40,20 @@ export const HostCidr = z.string({ error: 'expected address/prefix' }).superRefi
  * (dual stack: [192.168.0.41/24, 2001:db8::41/64]). The list's items are checked here so each
  * error points at its own item.
  */
+/** An interface's addresses as written: one string or a list of at most one per family. */
+export function addressList(v: string | string[] | undefined): string[] {
+  return v === undefined ? [] : typeof v === 'string' ? [v] : v
+}
+
 export const InterfaceAddress = z
   .union([z.string(), z.array(z.string({ error: 'expected address/prefix' }))], { error: 'expected address/prefix or a list of them (one IPv4, one IPv6)' })
   .superRefine((v, ctx) => {
-    const list = typeof v === 'string' ? [v] : v
     const seen = new Map<number, number>()
-    list.forEach((s, k) => {
+    addressList(v).forEach((s, k) => {
       const path = typeof v === 'string' ? [] : [k]
       const why = hostCidrProblem(s)
       if (why) return ctx.addIssue({ code: 'custom', message: why, path })
-      const fam = isIPv6(s.split('/')[0]!) ? 6 : 4
+      const fam = familyOf(s)
       if (seen.has(fam)) ctx.addIssue({ code: 'custom', path, message: `a second IPv${fam} address; an interface takes one address per family (the first is item ${seen.get(fam)})` })
       else seen.set(fam, k)
     })
@@ -58,11 +62,8 @@ export const InterfaceAddress = z
   })
 /** Where hafw reaches a node over SSH: a host name, an IPv4 address (a dotted number must be one) or an IPv6 address. */
 export const NodeAddress = z.string({ error: 'expected a host name or an IP address' }).superRefine((s, ctx) => {
-  const why = s.includes(':') || s.includes('%')
-    ? ipv6Problem(s)
-    : /^[\d.]+$/.test(s)
-      ? ipv4Problem(s)
-      : HostName.safeParse(s).error?.issues[0]?.message ?? null
+  // an address when it looks like one (a dotted number, a ":" or a zone), else a host name
+  const why = /^[\d.]+$|[:%]/.test(s) ? ipProblem(s) : (HostName.safeParse(s).error?.issues[0]?.message ?? null)
   if (why) ctx.addIssue({ code: 'custom', message: why })
 })
 /** An address or a subnet in a rule, either family: "192.168.1.60", "192.168.1.0/24", "2001:db8:1::/64". */

@@ -6,9 +6,8 @@ import { formatIPv6, inSubnet, ipToNum, numToIp, parseCidr, parseIPv6Groups, typ
  * (one bridge per subnet), one container per node and host, management addresses, and the
  * probe hosts. `lab up` only executes this plan.
  *
- * Dual stack: a segment is keyed by its IPv4 subnet; the IPv6 subnet of an interface that has
- * both shares that segment (bridge), and an interface with only an IPv6 address is keyed by its
- * IPv6 subnet. Probe hosts get an IPv6 address (drill.probes.*.address6, else one picked like the
+ * Dual stack: a segment is keyed by its IPv4 subnet, and the IPv6 subnet of its interfaces shares
+ * that segment (bridge): the inventory gives every IPv6 address an IPv4 one. Probe hosts get an IPv6 address (drill.probes.*.address6, else one picked like the
  * IPv4 one) and an IPv6 default route via the pair's IPv6 VIP on every segment that has IPv6.
  * Management stays IPv4 (198.18.0.0/15).
  */
@@ -20,10 +19,7 @@ const MGMT_FIRST_HOST = 10
 const MAX_MGMT_INDEX = 511
 
 export interface SegmentPlan {
-  /**
-   * the IPv4 subnet ("192.168.10.0/24"); the IPv6 subnet ("fd00:10::/64") of a link whose
-   * interfaces have only IPv6 addresses; or "link:<pair or host>:<interface>" for an unaddressed link
-   */
+  /** the IPv4 subnet ("192.168.10.0/24"), or "link:<pair or host>:<interface>" for an unaddressed link */
   id: string
   /** bridge in the lab namespace */
   bridge: string
@@ -107,16 +103,6 @@ export function siteNetns(site: string): string {
 
 const key = (c: Cidr | Cidr6) => `${c.network}/${c.prefix}`
 
-/** 128-bit value of an IPv6 address (canonical or not). */
-function v6Num(ip: string): bigint {
-  return (parseIPv6Groups(ip) ?? []).reduce((a, g) => (a << 16n) | BigInt(g), 0n)
-}
-function v6Text(n: bigint): string {
-  const g: number[] = []
-  for (let i = 7; i >= 0; i--) g.push(Number((n >> BigInt(16 * i)) & 0xffffn))
-  return formatIPv6(g)
-}
-
 /**
  * An IPv6 address for a probe in subnet c that nothing else uses: the probe's IPv4 host number
  * written as the last group when it fits ("192.168.10.254" -> "fd00:10::254"), else the highest
@@ -125,15 +111,14 @@ function v6Text(n: bigint): string {
 export function probeIPv6(c: Cidr6, ipv4: string, free: (ip: string) => boolean): string | undefined {
   const hostBits = 128 - c.prefix
   if (hostBits < 2) return undefined
-  const net = v6Num(c.network)
-  const span = hostBits >= 16 ? 0x10000n : 1n << BigInt(hostBits)
-  const last = ipv4.split('.').pop()!
-  const mirrored = parseInt(last, 16)
-  const candidates = [...(Number.isInteger(mirrored) && BigInt(mirrored) < span ? [BigInt(mirrored)] : [])]
-  for (let n = span - 2n; n > 0n && candidates.length < 4096; n--) candidates.push(n)
+  // only the last group is picked: 65534 candidates are plenty for a lab segment
+  const span = hostBits >= 16 ? 0x10000 : 1 << hostBits
+  const net = parseIPv6Groups(c.network)!
+  const mirrored = parseInt(ipv4.split('.').pop()!, 16)
+  const candidates = [...(mirrored > 0 && mirrored < span ? [mirrored] : [])]
+  for (let n = span - 2; n > 0 && candidates.length < 4096; n--) candidates.push(n)
   for (const n of candidates) {
-    if (n === 0n) continue
-    const ip = v6Text(net | n)
+    const ip = formatIPv6([...net.slice(0, 7), net[7]! | n])
     if (free(ip)) return ip
   }
   return undefined
@@ -166,20 +151,18 @@ export function planLab(model: Model, mgmtIndex: number): LabPlan {
   /** IPv6 subnet -> its prefix and the segment it is on */
   const subnets6 = new Map<string, { c: Cidr6; segment: string }>()
   const where6 = new Map<string, string>()
-  for (const dual of [true, false]) {
-    for (const h of hostsIn) {
-      for (const i of Object.values(h.interfaces)) {
-        if (!i.address6 || !!i.address !== dual) continue
-        const k6 = key(i.address6)
-        const seg = i.address ? key(i.address) : (subnets6.get(k6)?.segment ?? k6)
-        const had = subnets6.get(k6)
-        if (had && had.segment !== seg) {
-          throw fail(model, `IPv6 subnet ${k6} is on the IPv4 subnets ${had.segment} (${where6.get(k6)}) and ${seg} (${h.name} ${i.name}); the lab makes one segment per subnet, so an IPv6 subnet must share its link with one IPv4 subnet`)
-        }
-        if (!had) {
-          subnets6.set(k6, { c: i.address6, segment: seg })
-          where6.set(k6, `${h.name} ${i.name}`)
-        }
+  for (const h of hostsIn) {
+    for (const i of Object.values(h.interfaces)) {
+      if (!i.address6 || !i.address) continue
+      const k6 = key(i.address6)
+      const seg = key(i.address)
+      const had = subnets6.get(k6)
+      if (had && had.segment !== seg) {
+        throw fail(model, `IPv6 subnet ${k6} is on the IPv4 subnets ${had.segment} (${where6.get(k6)}) and ${seg} (${h.name} ${i.name}); the lab makes one segment per subnet, so an IPv6 subnet must share its link with one IPv4 subnet`)
+      }
+      if (!had) {
+        subnets6.set(k6, { c: i.address6, segment: seg })
+        where6.set(k6, `${h.name} ${i.name}`)
       }
     }
   }
@@ -200,7 +183,7 @@ export function planLab(model: Model, mgmtIndex: number): LabPlan {
   const segmentOf = (ip: string): string | undefined =>
     ip.includes(':') ? nets6.find(([, s]) => inSubnet(ip, s.c))?.[1].segment : nets.find(([, c]) => inSubnet(ip, c))?.[0]
   /** The segment an interface is on, when it has an address. */
-  const segmentOfIface = (i: Iface): string | undefined => (i.address ? key(i.address) : i.address6 ? subnets6.get(key(i.address6))!.segment : undefined)
+  const segmentOfIface = (i: Iface): string | undefined => (i.address ? key(i.address) : undefined)
 
   const segments = new Map<string, SegmentPlan>()
   const segment = (id: string) => {
@@ -314,8 +297,8 @@ export function planLab(model: Model, mgmtIndex: number): LabPlan {
     used.add(ip)
   }
   const freeIp = (subnet: string): string | undefined => {
-    const c = subnets.get(subnet)
-    if (!c || c.prefix >= 30) return undefined
+    const c = subnets.get(subnet)!
+    if (c.prefix >= 30) return undefined
     const bcast = ipToNum(c.broadcast)
     for (let n = bcast - 1; n > c.netNum; n--) {
       const ip = numToIp(n)
@@ -339,7 +322,6 @@ export function planLab(model: Model, mgmtIndex: number): LabPlan {
     // IPv4 target of the same service, typically): one probe host answers both
     const peer = probes.find((x) => x.role === 'server' && x.subnet === subnet && ownerOf.get(x.name) === p && !want6.has(x.name) && !probe4Of6Values.has(x.address.split('/')[0]!))
     if (peer) return addProbe('server', peer.address.split('/')[0]!, subnet, p, ports, what, ip)
-    if (!subnets.has(subnet)) return void warnings.push(`${what}: ${ip} is on ${subnet}, which has no IPv4 subnet; lab probes need an IPv4 address, so no probe server for it`)
     const v4free = freeIp(subnet)
     if (!v4free) return void warnings.push(`${what}: no free IPv4 address on ${subnet} for the probe server of ${ip}`)
     addProbe('server', v4free, subnet, p, ports, what, ip)
@@ -352,16 +334,15 @@ export function planLab(model: Model, mgmtIndex: number): LabPlan {
     if (probeCfg) {
       const s = probeCfg.server
       const sub = subnetOfLogical(p, s.segment)
-      if (!sub || !subnets.has(sub) || !inSubnet(s.address, subnets.get(sub)!)) throw fail(model, `pair ${p.name}: drill.probes.server ${s.address} is not in the subnet of interface "${s.segment}"`)
-      if (labHostIps.has(s.address)) {
-        // a lab host answers there already
-      } else addProbe('server', s.address, sub, p, [s.port], `${p.name}.drill.probes.server`, s.address6)
+      if (!sub || !inSubnet(s.address, subnets.get(sub)!)) throw fail(model, `pair ${p.name}: drill.probes.server ${s.address} is not in the subnet of interface "${s.segment}"`)
+      // (a lab host, node or VIP, answers there already)
+      if (!labHostIps.has(s.address)) addProbe('server', s.address, sub, p, [s.port], `${p.name}.drill.probes.server`, s.address6)
     }
     // Clients: the configured one, else one per segment where traffic enters the pair.
     if (probeCfg) {
       const c = probeCfg.client
       const sub = subnetOfLogical(p, c.segment)
-      if (!sub || !subnets.has(sub) || !inSubnet(c.address, subnets.get(sub)!)) throw fail(model, `pair ${p.name}: drill.probes.client ${c.address} is not in the subnet of interface "${c.segment}"`)
+      if (!sub || !inSubnet(c.address, subnets.get(sub)!)) throw fail(model, `pair ${p.name}: drill.probes.client ${c.address} is not in the subnet of interface "${c.segment}"`)
       addProbe('client', c.address, sub, p, [], `${p.name}.drill.probes.client`, c.address6)
       continue
     }
@@ -369,8 +350,8 @@ export function planLab(model: Model, mgmtIndex: number): LabPlan {
     for (const r of p.nat.dnat) { const s = subnetOfLogical(p, r.in); if (s) entry.add(s) }
     for (const vs of p.virtual_servers) for (const v of vs.vips) { const s = segmentOf(v.address); if (s && pairOn(p, s)) entry.add(s) }
     for (const sub of entry) {
-      const ip = subnets.has(sub) ? freeIp(sub) : undefined
-      if (!ip) warnings.push(`${p.name}: no free ${subnets.has(sub) ? '' : 'IPv4 '}address on ${sub} for a probe client`)
+      const ip = freeIp(sub)
+      if (!ip) warnings.push(`${p.name}: no free address on ${sub} for a probe client`)
       else addProbe('client', ip, sub, p, [], `${p.name} client`)
     }
   }

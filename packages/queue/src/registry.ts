@@ -35,8 +35,12 @@ const ops = new Map<string, RegisteredOperation>()
 const NAME = /^[a-z][a-z0-9._-]{0,63}$/
 const PAIR = /^[A-Za-z0-9][A-Za-z0-9_.\/-]{0,127}$/
 
-export function registerOperation<I, R>(name: string, fn: Operation<I, R>, opts: OperationOptions<I>): OperationRef<I, R> {
+function checkName(name: string): void {
   if (!NAME.test(name) || name === ROLLOUT) throw new HafwError(`operation name "${name}": expected lower-case letters, digits, ".", "_" or "-" (and not "${ROLLOUT}")`)
+}
+
+export function registerOperation<I, R>(name: string, fn: Operation<I, R>, opts: OperationOptions<I>): OperationRef<I, R> {
+  checkName(name)
   const prev = ops.get(name)
   if (prev && prev.fn !== fn) throw new HafwError(`operation "${name}" is already registered with another function`)
   ops.set(name, {
@@ -63,7 +67,7 @@ const lazy = new Map<string, () => Promise<unknown>>()
  */
 export function declareOperations(names: string[], load: () => Promise<unknown>): void {
   for (const name of names) {
-    if (!NAME.test(name) || name === ROLLOUT) throw new HafwError(`operation name "${name}": expected lower-case letters, digits, ".", "_" or "-" (and not "${ROLLOUT}")`)
+    checkName(name)
     lazy.set(name, load)
   }
 }

@@ -1,5 +1,5 @@
 import type { AllowModel, CheckModel, Family, HostModel, Iface, Model, NodeModel, PairModel, Profile, RouteModel } from '@hafw/inventory'
-import { familyOf, inSubnet, ipToNum, parseIPv6Groups, peerOf } from '@hafw/inventory'
+import { familyOf, interfaceFor, ipToNum, parseIPv6Groups, peerOf } from '@hafw/inventory'
 import { RenderError } from './engine.js'
 import { CHAINS_FILES, LAYOUTS, RUNTIME, SCRIPTS, type Layout } from './layout.js'
 
@@ -277,7 +277,7 @@ function firewallBase(
 function route(r: RouteModel, ifaces: Record<string, Iface>, owner: string, k: number): RoutingView['routes'][number] {
   const six = familyOf(r.via) === 6
   if (r.interface) return { six, to: r.to, via: r.via, device: device(ifaces, r.interface, `routes[${k}]`).device }
-  const on = Object.values(ifaces).find((i) => [i.address, i.address6].some((a) => a && inSubnet(r.via, a)))
+  const on = interfaceFor(ifaces, r.via)
   if (!on) throw new RenderError(`${owner}: routes[${k}]: no interface has ${r.via} in its subnet; set routes[${k}].interface`)
   return { six, to: r.to, via: r.via, device: on.device }
 }
@@ -428,9 +428,26 @@ function conntrackd(p: PairModel, n: NodeModel): ConntrackdView | null {
   }
 }
 
-function familyBase(f: Family): Pick<FamilyRules, 'family' | 'six' | 'ip' | 'nfproto'> {
-  return f === 6 ? { family: 6, six: true, ip: 'ip6', nfproto: 'ipv6' } : { family: 4, six: false, ip: 'ip', nfproto: 'ipv4' }
+/** A family's rules with nothing in them yet (a PBR host has no more). */
+function noRules(f: Family): FamilyRules {
+  return {
+    ...(f === 6 ? { family: 6, six: true, ip: 'ip6', nfproto: 'ipv6' } : { family: 4, six: false, ip: 'ip', nfproto: 'ipv4' }),
+    race_vips: [],
+    vrrp_devices: [],
+    sync: null,
+    ssh_from: [],
+    ssh_any: true,
+    services: [],
+    lvs_sync_device: null,
+    dnat: [],
+    snat: [],
+    allow: [],
+    lvs_replies: [],
+  }
 }
+
+/** SSH sources of one family; without any in the inventory SSH is open to both. */
+const sshRules = (fw: PairModel['firewall'], f: Family) => ({ ssh_from: fw.ssh_from.filter((a) => familyOf(a) === f), ssh_any: !fw.ssh_from.length })
 
 const nodeFamilies = (ifaces: Record<string, Iface>): Family[] => (hasSix(ifaces) ? [4, 6] : [4])
 
@@ -441,9 +458,9 @@ function pairFamily(p: PairModel, n: NodeModel, f: Family): FamilyRules {
   const lvs = p.vrrp.instances.find((i) => i.lvs_sync_daemon)
   const instances = p.vrrp.instances.filter((i) => i.family === f)
   const syncHere = s && (s.family === 'ipv6' ? 6 : 4) === f
-  const ssh = p.firewall.ssh_from.filter((a) => familyOf(a) === f)
   return {
-    ...familyBase(f),
+    ...noRules(f),
+    ...sshRules(p.firewall, f),
     // Only a pair that commits replicated state has the race; an LVS pair's synced IPVS flows
     // arrive mid-stream and must reach IPVS.
     race_vips: s ? uniq(instances.flatMap((i) => i.vips.map((c) => c.ip))) : [],
@@ -451,8 +468,6 @@ function pairFamily(p: PairModel, n: NodeModel, f: Family): FamilyRules {
     sync: syncHere
       ? { device: device(n.interfaces, s.interface, where).device, port: s.port, peer: addressOn(peerOf(p, n.name).interfaces, s.interface, where, f) }
       : null,
-    ssh_from: ssh,
-    ssh_any: !p.firewall.ssh_from.length,
     services: p.virtual_servers.flatMap((vs) => ofFamily(vs.vips, f).map((v) => ({ proto: vs.protocol, address: v.address, port: v.port }))),
     // keepalived's IPVS sync daemon talks IPv4 multicast.
     lvs_sync_device: lvs && f === 4 ? device(n.interfaces, lvs.interface, where).device : null,
@@ -530,20 +545,7 @@ export function hostView(m: Model, h: HostModel, profile?: Profile): NodeView {
     firewall: {
       ...firewallBase(h.firewall, layout, true, six),
       ssh_port: h.ssh.port,
-      families: nodeFamilies(h.interfaces).map((f) => ({
-        ...familyBase(f),
-        race_vips: [],
-        vrrp_devices: [],
-        sync: null,
-        ssh_from: h.firewall.ssh_from.filter((a) => familyOf(a) === f),
-        ssh_any: !h.firewall.ssh_from.length,
-        services: [],
-        lvs_sync_device: null,
-        dnat: [],
-        snat: [],
-        allow: [],
-        lvs_replies: [],
-      })),
+      families: nodeFamilies(h.interfaces).map((f) => ({ ...noRules(f), ...sshRules(h.firewall, f) })),
       race: false,
       forward: { drop: false, devices: [], log_prefix: null },
       pbr: h.pbr.map((p, k) => ({ device: device(h.interfaces, p.interface, `host ${h.name} pbr[${k}]`).device, mark: p.fwmark })),

@@ -1,5 +1,5 @@
 import { HafwError } from '@hafw/core'
-import { formatIPv6, parseIPv6Groups } from '@hafw/inventory'
+import { formatIPv6, groupMask, parseIPv6Groups } from '@hafw/inventory'
 import { type Flow, protoNumber } from './flow.js'
 
 /**
@@ -83,14 +83,6 @@ export function compileSyncFilter(filter: SyncFilter): FlowPredicate {
   }
 }
 
-/** Per 16-bit group, the bits of a prefix. */
-function groupMask(prefix: number): number[] {
-  return Array.from({ length: 8 }, (_, i) => {
-    const bits = Math.max(0, Math.min(16, prefix - 16 * i))
-    return bits === 0 ? 0 : (0xffff << (16 - bits)) & 0xffff
-  })
-}
-
 /**
  * Dotted quad to an unsigned 32-bit number, -1 when it is not one. Hand-rolled for the
  * comparison's hot path (compare.ts keys IPv4 tuples by these numbers).
@@ -111,50 +103,4 @@ export function parseIPv4(s: string): number {
     } else return -1
   }
   return dots === 3 && octet >= 0 ? n * 256 + octet : -1
-}
-
-/**
- * The `Filter` of a conntrackd.conf as a SyncFilter: Protocol Accept/Ignore and Address Ignore
- * (IPv4_address and IPv6_address entries, in file order). A file without a Filter syncs
- * everything ({}). Clauses the comparison cannot mirror (Address Accept, State Accept/Ignore)
- * are refused rather than silently compared as if they were absent.
- */
-export function parseConntrackdFilter(conf: string, source = 'conntrackd.conf'): SyncFilter {
-  const tokens = conf
-    .split('\n')
-    .map((l) => l.replace(/#.*$/, ''))
-    .join('\n')
-    .split(/([{}])|\s+/)
-    .filter((t): t is string => !!t)
-  const bad = (why: string): never => {
-    throw new HafwError(`${source}: Filter: ${why}`)
-  }
-  const start = tokens.findIndex((t, i) => /^filter$/i.test(t) && (tokens[i + 1] === '{' || /^from$/i.test(tokens[i + 1] ?? '')))
-  if (start < 0) return {}
-  let i = start + 1
-  if (/^from$/i.test(tokens[i]!)) i += 2 // From Userspace | From Kernelspace
-  if (tokens[i++] !== '{') bad('expected "{"')
-  const out: { ignoreAddresses?: string[]; acceptProtocols?: string[]; ignoreProtocols?: string[] } = {}
-  const block = (): string[] => {
-    if (tokens[i++] !== '{') bad(`expected "{" after ${tokens[i - 3]} ${tokens[i - 2]}`)
-    const items: string[] = []
-    while (i < tokens.length && tokens[i] !== '}') items.push(tokens[i++]!)
-    if (tokens[i++] !== '}') bad('unterminated block')
-    return items
-  }
-  while (i < tokens.length && tokens[i] !== '}') {
-    const what = tokens[i++]!.toLowerCase()
-    const how = (tokens[i++] ?? '').toLowerCase()
-    const items = block()
-    if (what === 'protocol' && (how === 'accept' || how === 'ignore')) {
-      ;(how === 'accept' ? (out.acceptProtocols ??= []) : (out.ignoreProtocols ??= [])).push(...items)
-    } else if (what === 'address' && how === 'ignore') {
-      const list = (out.ignoreAddresses ??= [])
-      for (let k = 0; k < items.length; k += 2) {
-        if (!/^ipv[46]_address$/i.test(items[k]!) || items[k + 1] === undefined) bad(`Address Ignore: expected "IPv4_address A" or "IPv6_address A", found ${JSON.stringify(items.slice(k, k + 2).join(' '))}`)
-        list.push(items[k + 1]!)
-      }
-    } else bad(`"${what} ${how}" is not mirrored by hafw verify (only Protocol Accept/Ignore and Address Ignore are)`)
-  }
-  return out
 }

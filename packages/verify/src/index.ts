@@ -3,7 +3,7 @@ export { type Chunk, type ChunkSource, type FlowParser, DumpParseError } from '.
 export { FlowXmlParser } from './xml.js'
 export { FlowTextParser } from './text.js'
 export * from './parse.js'
-export { type SyncFilter, type FlowPredicate, compileSyncFilter, parseConntrackdFilter } from './filter.js'
+export { type SyncFilter, type FlowPredicate, compileSyncFilter } from './filter.js'
 export * from './compare.js'
 export * from './stats.js'
 export * from './collect.js'

@@ -1,9 +1,9 @@
 import { HafwError, InvalidInputError, reporter, sleep, throwIfAborted, type Progress, type SourceIssue } from '@hafw/core'
-import { canonicalIPv6, isIPv4, isIPv6, loadInventory, type Model, type NodeModel, type PairModel } from '@hafw/inventory'
-import { pairNodeView, renderInventory } from '@hafw/render'
+import { ipProblem, loadInventory, type Model, type NodeModel, type PairModel } from '@hafw/inventory'
+import { pairNodeView } from '@hafw/render'
 import { type DumpKind, type DumpStats, type NodeProbe, ADDR_COMMAND, dumpCommand, openDump, parseAddrs, probeNode } from './collect.js'
 import { type CompareCounts, type CompareMemo, type CompareResult, type Mismatch, compareFlows } from './compare.js'
-import { type SyncFilter, compileSyncFilter, parseConntrackdFilter } from './filter.js'
+import { type SyncFilter, compileSyncFilter } from './filter.js'
 import { parseFlows } from './parse.js'
 import type { Flow } from './flow.js'
 import { type CtSample, type NodeInput, type PairHealth, type Problem, type Role, type SyncHealth, HISTORICAL, SILENT_MS, judgePair, rolesByNode } from './health.js'
@@ -94,31 +94,19 @@ const DEFAULT_DEADLINE_S = 30
 const DEFAULT_GRACE_S = 5
 const RETRY_MS = 1000
 
-const filters = new WeakMap<Model, Map<string, SyncFilter>>()
-
 /**
- * The active node's conntrackd Filter as its rendered conntrackd.conf states it (Address Ignore:
- * 127.0.0.1 and the node's own addresses, IPv4_address and IPv6_address lines alike; Protocol
- * Accept: the sync protocols), read back from the file render gives the node, so verify leaves
- * out exactly what the deployed conntrackd does. Plus the nodes' SSH addresses (either family):
- * hafw's own management connections change while it looks (it opens them), on both sides alike.
- * Where SSH uses an inventory address, as in production, the Filter ignores it already. Pure
- * (one render per node and model, kept).
+ * The active node's conntrackd Filter as the template renders it (Address Ignore: 127.0.0.1 (and
+ * ::1) and the node's own addresses of both families; Protocol Accept: the sync protocols), plus
+ * the nodes' SSH addresses (either family): hafw's own management connections change while it
+ * looks (it opens them), on both sides alike. Where SSH uses an inventory address, as in
+ * production, the Filter ignores it already.
  */
 export function syncFilter(model: Model, pair: PairModel, active: NodeModel): SyncFilter {
-  let byNode = filters.get(model)
-  if (!byNode) filters.set(model, (byNode = new Map()))
-  const id = `${pair.name}\n${active.name}`
-  const known = byNode.get(id)
-  if (known) return known
-  const file = renderInventory(model, { pair: pair.name, node: active.name })[0]?.files.find((f) => f.check === 'conntrackd')
-  if (!file) throw new HafwError(`pair ${pair.name} has no conntrack sync`)
-  const f = parseConntrackdFilter(file.content, `${active.name}: ${file.path} (rendered)`)
-  // as conntrack prints them: an IPv6 SSH host may be written in any spelling
-  const mgmt = pair.nodes.map((n) => n.ssh.host).filter((h) => isIPv4(h) || isIPv6(h)).map((h) => (isIPv6(h) ? canonicalIPv6(h) : h))
-  const out: SyncFilter = { ...f, ignoreAddresses: [...new Set([...(f.ignoreAddresses ?? []), ...mgmt])] }
-  byNode.set(id, out)
-  return out
+  const ct = pairNodeView(model, pair, active).conntrackd
+  if (!ct) throw new HafwError(`pair ${pair.name} has no conntrack sync`)
+  // the model holds SSH hosts in canonical text, as conntrack prints them
+  const mgmt = pair.nodes.map((n) => n.ssh.host).filter((h) => !ipProblem(h))
+  return { ignoreAddresses: [...new Set([...ct.ignore.map((i) => i.address), ...mgmt])], acceptProtocols: ct.protocols }
 }
 
 /** What a probe of this pair's nodes needs: where conntrackd.conf and the state script's files are. */
