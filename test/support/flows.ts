@@ -18,7 +18,7 @@ const tcp = (sport) => new Promise((res) => {
   s.on('error', (e) => { clearTimeout(t); failed.push('tcp ' + sport + ' ' + e.code); res() })
 })
 const udp = (sport) => new Promise((res) => {
-  const s = dgram.createSocket('udp4')
+  const s = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4')
   let tries = 0
   const send = () => s.send('x', udpPort, host)
   const t = setInterval(() => (++tries > 4 ? (clearInterval(t), failed.push('udp ' + sport + ' timeout'), s.close(), res()) : send()), 1000)

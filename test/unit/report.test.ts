@@ -57,6 +57,24 @@ function hostile(r: DrillResult): DrillResult {
 describe('renderTable', () => {
   const out = renderTable(PASS)
 
+  it('a dual-stack drill shows each family on its own row; a single-family one does not', () => {
+    expect(out).not.toMatch(/IPv[46] flows/)
+    const ds = structuredClone(PASS)
+    const fam = (total: number, reset: number) => ({ total, kept: total - reset, reset, lost_messages: 0, gap_ms: 12 })
+    ds.failover.by_family = { ipv4: fam(10, 0), ipv6: fam(10, 0) }
+    ds.failback!.by_family = { ipv4: fam(12, 0), ipv6: fam(8, 2) }
+    const t = renderTable(ds)
+    const row = (label: string) => t.split('\n').find((l) => l.startsWith(label + ' '))!
+    expect(row('IPv4 flows')).toMatch(/^IPv4 flows +10\/10 kept, 0 reset +12\/12 kept, 0 reset$/)
+    expect(row('IPv6 flows')).toMatch(/^IPv6 flows +10\/10 kept, 0 reset +6\/8 kept, 2 reset$/)
+    // the family rows stand right after the totals
+    const lines = t.split('\n')
+    expect(lines.findIndex((l) => l.startsWith('IPv4 flows '))).toBe(lines.findIndex((l) => l.startsWith('flows reset ')) + 1)
+    const html = renderHtml(ds)
+    expect(html).toContain('<div class="k">IPv6 flows</div><div class="v">6/8 kept, 2 reset</div>')
+    expect(html).toContain('<div class="card good"><div class="k">IPv4 flows</div>')
+  })
+
   it('leads with the verdict and its reasons', () => {
     expect(out).toMatch(/^verdict +PASS$/m)
     for (const r of PASS.reasons) expect(out).toContain(`- ${r}`)

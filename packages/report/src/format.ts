@@ -88,3 +88,17 @@ export function phaseTitle(p: PhaseResult): string {
   const name = String(p.phase || 'phase')
   return `${name.charAt(0).toUpperCase()}${name.slice(1)}: ${p.from} -> ${p.to}`
 }
+
+/**
+ * A dual-stack drill's flows per family ("IPv4 10/10 kept, 0 reset"), one entry per family
+ * present; none for a single-family phase, whose totals say it all.
+ */
+export function familyTexts(p: PhaseResult): { family: 'IPv4' | 'IPv6'; text: string; reset: number }[] {
+  const by = p.by_family
+  if (!by?.ipv4 || !by.ipv6) return []
+  return (['ipv4', 'ipv6'] as const).map((k) => {
+    const f = by[k]!
+    const reset = num(f.reset) ?? 0
+    return { family: k === 'ipv4' ? 'IPv4' : 'IPv6', text: `${num(f.kept) ?? '-'}/${num(f.total) ?? '-'} kept, ${reset} reset`, reset }
+  })
+}

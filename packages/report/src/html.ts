@@ -3,7 +3,7 @@
  * SVG, no script, nothing fetched), the same bytes for the same result.
  */
 import type { DrillResult, PhaseResult } from '@hafw/drill'
-import { flowsOf, gapOf, ms, num, originOf, phasesOf, rel, yesNo } from './format.js'
+import { familyTexts, flowsOf, gapOf, ms, num, originOf, phasesOf, rel, yesNo } from './format.js'
 import { chartFlows, esc, flowsSvg, phaseScale, timelineSvg } from './svg.js'
 
 const CSS = `
@@ -71,6 +71,7 @@ function phaseCards(p: PhaseResult): string {
     card('state committed', num(p.commit?.entries) === null ? '-' : `${num(p.commit.entries)} entries`, num(p.commit?.ms) === null ? '' : `in ${ms(p.commit.ms)}`),
     card('flows kept', `${num(p.flows?.kept) ?? '-'} of ${num(p.flows?.total) ?? '-'}`, `${num(p.flows?.lost_messages) ?? 0} messages lost`),
     card('flows reset', String(reset), '', reset > 0 ? 'bad' : 'good'),
+    ...familyTexts(p).map((f) => card(`${f.family} flows`, f.text, '', f.reset > 0 ? 'bad' : 'good')),
     card('converged after', yesNo(p.converged), 'verify', p.converged === false ? 'bad' : p.converged ? 'good' : ''),
   ].join('')}</div>`
 }

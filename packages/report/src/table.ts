@@ -1,6 +1,6 @@
 /** The terminal view of a drill: verdict, one column per phase, the timelines, reset flows, notes. */
 import type { DrillResult, PhaseResult } from '@hafw/drill'
-import { commitText, flowLabel, flowsOf, ms, num, originOf, phasesOf, rel, sortedEvents, yesNo } from './format.js'
+import { commitText, familyTexts, flowLabel, flowsOf, ms, num, originOf, phasesOf, rel, sortedEvents, yesNo } from './format.js'
 
 export interface TableOptions {
   /** ANSI colour; the CLI turns it on only for a TTY without NO_COLOR. */
@@ -48,6 +48,15 @@ export function renderTable(result: DrillResult, opts: TableOptions = {}): strin
     ['lost messages', (p) => String(num(p.flows?.lost_messages) ?? '-')],
     ['converged', (p) => (p.converged === false ? paint('31', 'no') : yesNo(p.converged))],
   ]
+  // dual-stack witnesses: each family's flows on its own row, after the totals
+  for (const [i, family] of (['IPv4', 'IPv6'] as const).entries()) {
+    if (!phases.some((p) => familyTexts(p).length)) break
+    const cell = (p: PhaseResult) => {
+      const f = familyTexts(p).find((x) => x.family === family)
+      return !f ? '-' : f.reset > 0 ? paint('31', f.text) : f.text
+    }
+    rows.splice(6 + i, 0, [`${family} flows`, cell])
+  }
   if (phases.length) {
     out.push('')
     // Colour codes take no room on screen: align on the text without them.
