@@ -1,13 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { exec } from '@hafw/core'
-import { loadInventory } from '@hafw/inventory'
-import { labDown, labExec, labUp } from '@hafw/lab'
-import { stopEmbeddedRedis } from '@hafw/queue'
+import { labExec } from '@hafw/lab'
 import type { ApplySummary } from '@hafw/apply'
 import type { PlanResult } from '@hafw/plan'
+import { labSite } from '../support/lab-site.js'
 
 /*
  * `hosts:` entries (seed 000: one host answering each connection on the interface it came in
@@ -18,10 +15,8 @@ import type { PlanResult } from '@hafw/plan'
 
 const isRoot = process.getuid?.() === 0
 const SITE = 'aphost'
-const dir = mkdtempSync(join(tmpdir(), 'hafw-aphost-'))
-const stateDir = join(dir, 'state')
-const env = { ...process.env, HAFW_STATE_DIR: stateDir }
-const hafw = (args: string[], timeoutMs = 180_000) => exec(process.execPath, ['packages/cli/bin/run.js', ...args], { env, allowFail: true, timeoutMs })
+const lab = labSite(SITE, 'aphost')
+const { dir, cli: hafw } = lab
 const json = <T>(r: { stdout: string }): T => JSON.parse(r.stdout) as T
 
 function inventory(name: string, gateway: string): string {
@@ -54,16 +49,10 @@ describe.skipIf(!isRoot)('apply: hosts: entries (policy routing) in the lab', ()
   const broadcast = inventory('broadcast.yaml', '10.1.0.255')
 
   beforeAll(async () => {
-    process.env.HAFW_STATE_DIR = stateDir
-    await labUp(await loadInventory(base), () => undefined, AbortSignal.timeout(300_000))
+    await lab.up(base, 300_000)
   })
 
-  afterAll(async () => {
-    await labDown(SITE, () => undefined).catch(() => undefined)
-    await stopEmbeddedRedis(join(stateDir, 'redis')).catch(() => undefined)
-    delete process.env.HAFW_STATE_DIR
-    rmSync(dir, { recursive: true, force: true })
-  })
+  afterAll(() => lab.down())
 
   it('plan of the fresh host lists its files and exits 2', async () => {
     const p = await hafw(['plan', base, '--json'])

@@ -1,13 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parse, stringify } from 'yaml'
 import { exec, type ProgressEvent } from '@hafw/core'
 import { runDrillJob, ProbeWitness, type DrillJobInput, type DrillResult, type PhaseResult } from '@hafw/drill'
-import { loadInventory } from '@hafw/inventory'
-import { labDown, labExec, labProbes, labUp } from '@hafw/lab'
-import { stopEmbeddedRedis } from '@hafw/queue'
+import { labExec, labProbes } from '@hafw/lab'
+import { labSite } from '../support/lab-site.js'
 
 /*
  * Root only. Failover drills on a real pair: inventory/lab.yaml (own site, own state dir)
@@ -23,11 +21,9 @@ const isRoot = process.getuid?.() === 0
 const SITE = `dt${process.pid}`
 
 describe.skipIf(!isRoot)('drills on a real pair', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'hafw-drilltest-'))
-  const stateDir = join(dir, 'state')
+  const lab = labSite(SITE, 'drilltest')
+  const { dir, stateDir, cli } = lab
   const file = join(dir, 'lab.yaml')
-  const env = { ...process.env, HAFW_STATE_DIR: stateDir }
-  const cli = (args: string[], timeoutMs = 240_000) => exec(process.execPath, ['packages/cli/bin/run.js', ...args], { env, allowFail: true, timeoutMs })
   const sh = (node: string, cmd: string) => labExec(SITE, node, ['sh', '-c', cmd], { allowFail: true })
   const drill = (i: Omit<DrillJobInput, 'file' | 'pair'> & { pair?: string }, signal = AbortSignal.timeout(300_000), events: ProgressEvent[] = []) =>
     runDrillJob({ file, pair: 'edge1', ...i }, (e) => events.push(e), signal)
@@ -79,18 +75,12 @@ describe.skipIf(!isRoot)('drills on a real pair', () => {
     delete lb.virtual_servers
     for (const i of lb.vrrp.instances) delete i.lvs_sync_daemon
     writeFileSync(file, stringify(raw))
-    process.env.HAFW_STATE_DIR = stateDir
-    await labUp(await loadInventory(file), () => undefined, AbortSignal.timeout(540_000))
+    await lab.up(file)
     const a = await cli(['apply', file, '--yes'], 300_000)
     expect(a.code, a.stdout + a.stderr).toBe(0)
   })
 
-  afterAll(async () => {
-    await labDown(SITE, () => undefined).catch(() => undefined)
-    await stopEmbeddedRedis(join(stateDir, 'redis')).catch(() => undefined)
-    delete process.env.HAFW_STATE_DIR
-    rmSync(dir, { recursive: true, force: true })
-  })
+  afterAll(() => lab.down())
 
   it('graceful with failback, through the CLI: JSON, table, HTML report, saved for `hafw reports`', async () => {
     const html = join(dir, 'graceful.html')

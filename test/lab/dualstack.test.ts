@@ -1,14 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { exec } from '@hafw/core'
 import type { DrillResult } from '@hafw/drill'
-import { loadInventory } from '@hafw/inventory'
-import { labDown, labExec, labProbes, labUp } from '@hafw/lab'
-import { stopEmbeddedRedis } from '@hafw/queue'
+import { labExec, labProbes } from '@hafw/lab'
 import type { VerifyResult } from '@hafw/verify'
 import { makeFlows } from '../support/flows.js'
+import { labSite } from '../support/lab-site.js'
 
 /*
  * Root only. A dual-stack pair (test/fixtures/inventory/good/dualstack.yaml: IPv4 and native
@@ -25,11 +23,9 @@ const SITE = `ds${process.pid}`
 const FW = ['fw1a', 'fw1b'] as const
 
 describe.skipIf(!isRoot)('a dual-stack pair', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'hafw-dualstacktest-'))
-  const stateDir = join(dir, 'state')
-  const file = join(dir, 'dualstack.yaml')
-  const env = { ...process.env, HAFW_STATE_DIR: stateDir }
-  const cli = (args: string[], timeoutMs = 240_000) => exec(process.execPath, ['packages/cli/bin/run.js', ...args], { env, allowFail: true, timeoutMs })
+  const lab = labSite(SITE, 'dualstacktest')
+  const file = join(lab.dir, 'dualstack.yaml')
+  const cli = lab.cli
   const node = (name: string, cmd: string) => labExec(SITE, name, ['sh', '-c', cmd])
   const verify = async (args: string[]) => {
     const r = await cli(['verify', file, '--json', '--grace', '2', '--pair', 'fw1', ...args])
@@ -49,20 +45,14 @@ describe.skipIf(!isRoot)('a dual-stack pair', () => {
   beforeAll(async () => {
     await exec('npx', ['tsc', '-b', 'packages/cli'], { timeoutMs: 300_000 })
     writeFileSync(file, readFileSync('test/fixtures/inventory/good/dualstack.yaml', 'utf8').replace(/^site: lab$/m, `site: ${SITE}`))
-    process.env.HAFW_STATE_DIR = stateDir
-    await labUp(await loadInventory(file), () => undefined, AbortSignal.timeout(540_000))
+    await lab.up(file)
     client = (await labProbes(SITE)).find((p) => p.role === 'client' && p.pair === 'fw1')!.name
     const a = await cli(['apply', file, '--yes'], 300_000)
     expect(a.code, a.stdout + a.stderr).toBe(0)
     for (const n of FW) await node(n, 'sysctl -qw net.netfilter.nf_conntrack_tcp_timeout_time_wait=600')
   })
 
-  afterAll(async () => {
-    await labDown(SITE, () => undefined).catch(() => undefined)
-    await stopEmbeddedRedis(join(stateDir, 'redis')).catch(() => undefined)
-    delete process.env.HAFW_STATE_DIR
-    rmSync(dir, { recursive: true, force: true })
-  })
+  afterAll(() => lab.down())
 
   it('applies both families: IPv6 VIPs by VRRPv3, ip6tables with NAT66, conntrackd on the IPv6 sync link', async () => {
     const addrs = (await node('fw1a', 'ip -o addr show')).stdout

@@ -1,14 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { exec, type ProgressEvent } from '@hafw/core'
 import { loadInventory, type Model } from '@hafw/inventory'
-import { applyOverlay, labDown, labExec, labProbes, labUp, readOverlay } from '@hafw/lab'
-import { stopEmbeddedRedis } from '@hafw/queue'
+import { applyOverlay, labExec, labProbes, readOverlay } from '@hafw/lab'
 import { verifyPair, type PairStatus, type VerifyResult } from '@hafw/verify'
 import { makeFlows } from '../support/flows.js'
+import { labSite } from '../support/lab-site.js'
 
 /*
  * Root only. `hafw verify` and `hafw status` against a real pair: inventory/lab.yaml (own site,
@@ -28,11 +27,9 @@ const GRACE = 2
 const FW = ['fw1a', 'fw1b'] as const
 
 describe.skipIf(!isRoot)('verify and status on a real pair', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'hafw-verifytest-'))
-  const stateDir = join(dir, 'state')
-  const file = join(dir, 'lab.yaml')
-  const env = { ...process.env, HAFW_STATE_DIR: stateDir }
-  const cli = (args: string[], timeoutMs = 120_000) => exec(process.execPath, ['packages/cli/bin/run.js', ...args], { env, allowFail: true, timeoutMs })
+  const lab = labSite(SITE, 'verifytest')
+  const file = join(lab.dir, 'lab.yaml')
+  const { env, cli } = lab
   const verify = async (args: string[]) => {
     const r = await cli(['verify', file, '--json', '--grace', String(GRACE), ...args])
     let j: VerifyResult
@@ -71,9 +68,7 @@ describe.skipIf(!isRoot)('verify and status on a real pair', () => {
   beforeAll(async () => {
     await exec('npx', ['tsc', '-b', 'packages/cli'], { timeoutMs: 300_000 })
     writeFileSync(file, readFileSync('inventory/lab.yaml', 'utf8').replace(/^site: lab$/m, `site: ${SITE}`))
-    process.env.HAFW_STATE_DIR = stateDir
-    model = await loadInventory(file)
-    await labUp(model, () => undefined, AbortSignal.timeout(540_000))
+    model = await lab.up(file)
     client = (await labProbes(SITE)).find((p) => p.role === 'client' && p.pair === 'edge1')!.name
     // Configure both pairs the way an operator would.
     const a = await cli(['apply', file, '--yes'], 300_000)
@@ -83,12 +78,7 @@ describe.skipIf(!isRoot)('verify and status on a real pair', () => {
     }
   })
 
-  afterAll(async () => {
-    await labDown(SITE, () => undefined).catch(() => undefined)
-    await stopEmbeddedRedis(join(stateDir, 'redis')).catch(() => undefined)
-    delete process.env.HAFW_STATE_DIR
-    rmSync(dir, { recursive: true, force: true })
-  })
+  afterAll(() => lab.down())
 
   it('converges with a few thousand real TCP and UDP flows through the pair', async () => {
     await flows(1500, 1500)

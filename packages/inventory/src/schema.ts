@@ -35,16 +35,16 @@ export const HostCidr = z.string({ error: 'expected address/prefix' }).superRefi
   const why = hostCidrProblem(s)
   if (why) ctx.addIssue({ code: 'custom', message: why })
 })
-/**
- * A node interface's addresses: one address/prefix, or a list of at most one per family
- * (dual stack: [192.168.0.41/24, 2001:db8::41/64]). The list's items are checked here so each
- * error points at its own item.
- */
 /** An interface's addresses as written: one string or a list of at most one per family. */
 export function addressList(v: string | string[] | undefined): string[] {
   return v === undefined ? [] : typeof v === 'string' ? [v] : v
 }
 
+/**
+ * A node interface's addresses: one address/prefix, or a list of at most one per family
+ * (dual stack: [192.168.0.41/24, 2001:db8::41/64]). The list's items are checked here so each
+ * error points at its own item.
+ */
 export const InterfaceAddress = z
   .union([z.string(), z.array(z.string({ error: 'expected address/prefix' }))], { error: 'expected address/prefix or a list of them (one IPv4, one IPv6)' })
   .superRefine((v, ctx) => {

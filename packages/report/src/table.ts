@@ -48,14 +48,13 @@ export function renderTable(result: DrillResult, opts: TableOptions = {}): strin
     ['lost messages', (p) => String(num(p.flows?.lost_messages) ?? '-')],
     ['converged', (p) => (p.converged === false ? paint('31', 'no') : yesNo(p.converged))],
   ]
-  // dual-stack witnesses: each family's flows on its own row, after the totals
-  for (const [i, family] of (['IPv4', 'IPv6'] as const).entries()) {
-    if (!phases.some((p) => familyTexts(p).length)) break
-    const cell = (p: PhaseResult) => {
+  // dual-stack witnesses: each family's flows on its own row, right after the totals
+  if (phases.some((p) => familyTexts(p).length)) {
+    const cell = (family: string) => (p: PhaseResult) => {
       const f = familyTexts(p).find((x) => x.family === family)
       return !f ? '-' : f.reset > 0 ? paint('31', f.text) : f.text
     }
-    rows.splice(6 + i, 0, [`${family} flows`, cell])
+    rows.splice(rows.findIndex(([label]) => label === 'flows reset') + 1, 0, ...['IPv4', 'IPv6'].map((f): [string, (p: PhaseResult) => string] => [`${f} flows`, cell(f)]))
   }
   if (phases.length) {
     out.push('')
