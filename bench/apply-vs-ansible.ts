@@ -7,7 +7,7 @@
  * ruleset; forks 20, pipelining on, no fact gathering. Prints both wall times and the ratio,
  * and the same for a re-run that changes nothing.
  *
- *   sudo npx tsx bench/apply-vs-ansible.ts [--pairs 10]
+ *   sudo npx tsx bench/apply-vs-ansible.ts [--pairs 10[,25,50]]   # fan-out: one lab of the largest size
  *
  * Root (the lab). Installs ansible with apt-get when it is missing, and python3 into each lab
  * host (Ansible's modules need it; hafw does not) from .debs downloaded on this machine.
@@ -26,7 +26,9 @@ import { renderInventory } from '@hafw/render'
 import { stopEmbeddedRedis } from '@hafw/queue'
 
 const { values } = parseArgs({ options: { pairs: { type: 'string', default: '10' } } })
-const PAIRS = Number(values.pairs)
+/** fan-out: one lab of the largest size; each run changes the first N pairs of it */
+const SIZES = values.pairs!.split(',').map(Number).sort((a, b) => a - b)
+const PAIRS = SIZES[SIZES.length - 1]!
 if (process.getuid?.() !== 0) throw new Error('run as root: the benchmark boots a lab')
 const SITE = 'benchap'
 const dir = mkdtempSync(join(tmpdir(), 'hafw-bench-apply-'))
@@ -36,8 +38,8 @@ const CLI = resolve('packages/cli/bin/run.js')
 const sec = (ms: number) => `${(ms / 1000).toFixed(1)} s`
 
 /** The inventory: PAIRS firewall pairs with conntrackd sync; `vips` extra outside VIPs, `buf` socket buffers. */
-function inventory(extraVip: string | null, buf: number): string {
-  const pairs = Array.from({ length: PAIRS }, (_, k) => {
+function inventory(extraVip: string | null, buf: number, n = PAIRS): string {
+  const pairs = Array.from({ length: n }, (_, k) => {
     const i = k + 1
     const [o, n, s] = [20 + 3 * i, 21 + 3 * i, 22 + 3 * i].map((x) => `192.168.${x}`)
     const node = (suffix: string, host: number, prio: number) => `
@@ -72,14 +74,14 @@ pairs:${pairs.join('')}
 `
 }
 
-const files = {
-  base: join(dir, 'base.yaml'),
-  hafw: join(dir, 'change-hafw.yaml'),
-  ansible: join(dir, 'change-ansible.yaml'),
-}
+const files = { base: join(dir, 'base.yaml') }
 writeFileSync(files.base, inventory(null, 1249280))
-writeFileSync(files.hafw, inventory('61', 2097152))
-writeFileSync(files.ansible, inventory('62', 4194304))
+/** A change for the first n pairs that differs from whatever ran before it (the k-th change of the run). */
+function changeFile(tool: string, n: number, k: number): string {
+  const f = join(dir, `change-${tool}-${n}-${k}.yaml`)
+  writeFileSync(f, inventory(String(60 + k), 1249280 + 65536 * k, n))
+  return f
+}
 
 let cleaned = false
 async function cleanup(): Promise<void> {
@@ -97,13 +99,46 @@ async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
   return [r, Date.now() - t0]
 }
 
-async function hafwApply(file: string): Promise<{ ok: boolean; results: string[]; pairMs: number; nodeMs: number; gateMs: number }> {
-  const r = await exec(process.execPath, [CLI, 'apply', file, '--yes', '--parallel', String(PAIRS), '--json'], { env, allowFail: true, timeoutMs: 900_000 })
+interface Phases {
+  /** per pair, ms from the job's start: SSH sessions open, nodes read and planned, both staged and checked */
+  connected: number[]
+  planned: number[]
+  staged: number[]
+  /** per changed node: swap (files in place, services run), health gate, confirm */
+  swap: number[]
+  gate: number[]
+  confirm: number[]
+  /** per swap step (keepalived/reload, conntrackd/restart, ...) */
+  steps: Record<string, number[]>
+}
+
+async function hafwApply(file: string, parallel: number): Promise<{ ok: boolean; results: string[]; pairMs: number; maxPairMs: number; nodeMs: number; gateMs: number; phases: Phases }> {
+  const r = await exec(process.execPath, [CLI, 'apply', file, '--yes', '--parallel', String(parallel), '--json', '--verbose'], { env, allowFail: true, timeoutMs: 900_000 })
   if (r.code !== 0) throw new Error(`hafw apply ${file} failed (exit ${r.code}):\n${r.stdout}\n${r.stderr.split('\n').slice(-15).join('\n')}`)
   const s = JSON.parse(r.stdout) as { ok: boolean; pairs: { result: string; ms: number | null; outcome?: { nodes: { gateMs?: number; ms: number }[] } }[] }
   const nodes = s.pairs.flatMap((p) => p.outcome?.nodes ?? []).filter((n) => n.gateMs !== undefined)
   const avg = (xs: number[]) => (xs.length ? Math.round(xs.reduce((a, x) => a + x, 0) / xs.length) : 0)
-  return { ok: s.ok, results: s.pairs.map((p) => p.result), pairMs: avg(s.pairs.map((p) => p.ms ?? 0)), nodeMs: avg(nodes.map((n) => n.ms)), gateMs: avg(nodes.map((n) => n.gateMs!)) }
+  // the phase lines apply logs at debug level (packages/apply/src/pair.ts)
+  const ph: Phases = { connected: [], planned: [], staged: [], swap: [], gate: [], confirm: [], steps: {} }
+  const all = (re: RegExp) => [...r.stderr.matchAll(re)]
+  for (const m of all(/phase: connected in (\d+) ms/g)) ph.connected.push(Number(m[1]))
+  for (const m of all(/phase: read and planned at (\d+) ms/g)) ph.planned.push(Number(m[1]))
+  for (const m of all(/phase: staged and checked at (\d+) ms/g)) ph.staged.push(Number(m[1]))
+  for (const m of all(/phase: swapped in (\d+) ms \((.*)\)/g)) {
+    ph.swap.push(Number(m[1]))
+    for (const x of m[2]!.matchAll(/(\S+) (\d+) ms/g)) (ph.steps[x[1]!] ??= []).push(Number(x[2]))
+  }
+  for (const m of all(/phase: health gate passed in (\d+) ms/g)) ph.gate.push(Number(m[1]))
+  const swapAvg = avg(ph.swap)
+  for (const n of nodes) ph.confirm.push(Math.max(0, n.ms - n.gateMs! - swapAvg))
+  const pairMs = s.pairs.map((p) => p.ms ?? 0)
+  return { ok: s.ok, results: s.pairs.map((p) => p.result), pairMs: avg(pairMs), maxPairMs: Math.max(0, ...pairMs), nodeMs: avg(nodes.map((n) => n.ms)), gateMs: avg(nodes.map((n) => n.gateMs!)), phases: ph }
+}
+
+/** "avg 120 / max 340 ms" of a phase's figures */
+function spread(xs: number[]): string {
+  if (!xs.length) return '-'
+  return `avg ${Math.round(xs.reduce((a, x) => a + x, 0) / xs.length)} / max ${Math.max(...xs)} ms`
 }
 
 const count = (xs: string[]) => Object.entries(xs.reduce<Record<string, number>>((a, x) => ((a[x] = (a[x] ?? 0) + 1), a), {})).map(([k, v]) => `${v} ${k}`).join(', ')
@@ -141,8 +176,8 @@ async function ensureAnsible(): Promise<string> {
 }
 
 /** The Ansible project: the rendered files as templates, one play, handlers in apply order. */
-async function ansibleProject(file: string): Promise<{ dir: string; env: NodeJS.ProcessEnv }> {
-  const a = join(dir, 'ansible')
+async function ansibleProject(file: string, tag: string): Promise<{ dir: string; env: NodeJS.ProcessEnv }> {
+  const a = join(dir, `ansible-${tag}`)
   const model = applyOverlay(await loadInventory(file), (await readOverlay(SITE))!)
   const pick: Record<string, string> = { '/etc/keepalived/keepalived.conf': 'keepalived.conf', '/etc/conntrackd/conntrackd.conf': 'conntrackd.conf', '/etc/iptables/rules.v4': 'rules.v4' }
   const hosts: string[] = []
@@ -159,7 +194,7 @@ async function ansibleProject(file: string): Promise<{ dir: string; env: NodeJS.
     join(a, 'ansible.cfg'),
     `[defaults]
 inventory = hosts.ini
-forks = 20
+forks = ${hosts.length}
 host_key_checking = True
 interpreter_python = /usr/bin/python3
 gathering = explicit
@@ -211,31 +246,39 @@ try {
   const load = (await exec('cat', ['/proc/loadavg'])).stdout.trim()
   const model = await loadInventory(files.base)
   const nodes = model.pairs.flatMap((p) => p.nodes.map((n) => n.name))
-  const [, upMs] = await timed(() => labUp(model, () => undefined, AbortSignal.timeout(600_000)))
+  const [, upMs] = await timed(() => labUp(model, () => undefined, AbortSignal.timeout(1_800_000)))
   console.log(`lab: ${PAIRS} pairs, ${nodes.length} hosts up in ${sec(upMs)}; load average ${load}`)
   const version = await ensureAnsible()
   const [, pyMs] = await timed(() => installPython(nodes))
   console.log(`setup: ${version}; python3 installed on ${nodes.length} hosts in ${sec(pyMs)}`)
 
-  const [first, firstMs] = await timed(() => hafwApply(files.base))
+  const [first, firstMs] = await timed(() => hafwApply(files.base, PAIRS))
   console.log(`hafw first apply (fresh hosts, units enabled and started): ${sec(firstMs)} (${count(first.results)})`)
 
-  const [h, hMs] = await timed(() => hafwApply(files.hafw))
-  const [h0, h0Ms] = await timed(() => hafwApply(files.hafw))
-  const project = await ansibleProject(files.ansible)
-  const [an, aMs] = await timed(() => ansibleRun(project))
-  const [an0, a0Ms] = await timed(() => ansibleRun(project))
-
-  const rows = [
-    ['change (3 files on 20 hosts)', sec(hMs), sec(aMs), `${(aMs / hMs).toFixed(1)}x`, `hafw: ${count(h.results)}; ansible: ${an.changed} changed tasks/handlers on ${an.hosts} hosts`],
-    ['re-run, nothing to change', sec(h0Ms), sec(a0Ms), `${(a0Ms / h0Ms).toFixed(1)}x`, `hafw: ${count(h0.results)}; ansible: ${an0.changed} changed`],
-  ]
+  const rows: string[][] = []
+  let k = 0
+  for (const n of SIZES) {
+    const hFile = changeFile('hafw', n, ++k)
+    const [h, hMs] = await timed(() => hafwApply(hFile, n))
+    const [h0, h0Ms] = await timed(() => hafwApply(hFile, n))
+    const project = await ansibleProject(changeFile('ansible', n, ++k), String(n))
+    const [an, aMs] = await timed(() => ansibleRun(project))
+    const [an0, a0Ms] = await timed(() => ansibleRun(project))
+    rows.push(
+      [`change, ${n} pairs (${2 * n} hosts)`, sec(hMs), sec(aMs), `${(aMs / hMs).toFixed(1)}x`, `hafw: ${count(h.results)}; ansible: ${an.changed} changed on ${an.hosts} hosts`],
+      [`no-op, ${n} pairs`, sec(h0Ms), sec(a0Ms), `${(a0Ms / h0Ms).toFixed(1)}x`, `hafw: ${count(h0.results)}; ansible: ${an0.changed} changed`],
+    )
+    const p = h.phases
+    console.log(`\n${n} pairs, hafw change: wall ${sec(hMs)}; slowest pair job ${h.maxPairMs} ms, so ${hMs - h.maxPairMs} ms are CLI start, queue and result`)
+    console.log(`  per pair job: sessions open ${spread(p.connected)}; read+planned at ${spread(p.planned)}; staged+checked at ${spread(p.staged)}; job ${h.pairMs} ms avg`)
+    console.log(`  per node (2 in turn per pair): swap ${spread(p.swap)}, health gate ${spread(p.gate)}, confirm ${spread(p.confirm)}`)
+    console.log(`  swap steps: ${Object.entries(p.steps).map(([step, xs]) => `${step} ${spread(xs)}`).join('; ')}`)
+  }
   const head = ['', 'hafw', 'ansible', 'ansible/hafw', '']
   const w = head.map((x, i) => Math.max(x.length, ...rows.map((r) => r[i]!.length)))
   console.log(['', [head, ...rows].map((r) => r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd()).join('\n')].join('\n'))
-  console.log(`\nhafw change, averages: ${h.pairMs} ms per pair job, ${h.nodeMs} ms per node (swap + services + health gate + confirm), of which health gate ${h.gateMs} ms`)
-  console.log(`hafw: rollout through the job queue, ${PAIRS} pairs in parallel, per pair standby -> health gate -> active, rollback timer armed and confirmed per node.`)
-  console.log(`ansible: forks 20, pipelining, ControlPersist, no facts; template + validate + handlers, all hosts at once, no HA order, no health gate.`)
+  console.log(`\nhafw: rollout through the job queue, all pairs in parallel, per pair standby -> health gate -> active, rollback timer armed and confirmed per node.`)
+  console.log(`ansible: forks = hosts, pipelining, ControlPersist, no facts; template + validate + handlers, all hosts at once, no HA order, no health gate.`)
 } finally {
   await cleanup()
 }
