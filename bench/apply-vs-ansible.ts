@@ -8,6 +8,7 @@
  * and the same for a re-run that changes nothing.
  *
  *   sudo npx tsx bench/apply-vs-ansible.ts [--pairs 10[,25,50]]   # fan-out: one lab of the largest size
+ *   sudo npx tsx bench/apply-vs-ansible.ts --pairs 10 --hafw-only --keep   # profiling: hafw alone, the lab kept for the next run
  *
  * Root (the lab). Installs ansible with apt-get when it is missing, and python3 into each lab
  * host (Ansible's modules need it; hafw does not) from .debs downloaded on this machine.
@@ -16,7 +17,7 @@
  * Everything it starts is stopped and removed at the end, also on SIGINT/SIGTERM.
  */
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { cpus, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { exec, which } from '@hafw/core'
@@ -25,13 +26,17 @@ import { applyOverlay, labDown, labExec, labUp, readOverlay, rootfsPath } from '
 import { renderInventory } from '@hafw/render'
 import { stopEmbeddedRedis } from '@hafw/queue'
 
-const { values } = parseArgs({ options: { pairs: { type: 'string', default: '10' } } })
+const { values } = parseArgs({ options: { pairs: { type: 'string', default: '10' }, 'hafw-only': { type: 'boolean', default: false }, keep: { type: 'boolean', default: false } } })
+/** --keep: the lab (and its state directory) outlive the run, and the next --keep run reuses them */
+const KEEP = values.keep!
+const ONLY_HAFW = values['hafw-only']!
 /** fan-out: one lab of the largest size; each run changes the first N pairs of it */
 const SIZES = values.pairs!.split(',').map(Number).sort((a, b) => a - b)
 const PAIRS = SIZES[SIZES.length - 1]!
 if (process.getuid?.() !== 0) throw new Error('run as root: the benchmark boots a lab')
 const SITE = 'benchap'
-const dir = mkdtempSync(join(tmpdir(), 'hafw-bench-apply-'))
+const dir = KEEP ? join(tmpdir(), 'hafw-bench-apply-keep') : mkdtempSync(join(tmpdir(), 'hafw-bench-apply-'))
+mkdirSync(dir, { recursive: true })
 process.env.HAFW_STATE_DIR = join(dir, 'state')
 const env = { ...process.env }
 const CLI = resolve('packages/cli/bin/run.js')
@@ -87,6 +92,7 @@ let cleaned = false
 async function cleanup(): Promise<void> {
   if (cleaned) return
   cleaned = true
+  if (KEEP) return console.error(`lab ${SITE} kept (state ${dir}); remove it with: HAFW_STATE_DIR=${join(dir, 'state')} node ${CLI} lab down ${SITE}`)
   await labDown(SITE, () => undefined).catch((e: Error) => console.error(`lab down: ${e.message}`))
   await stopEmbeddedRedis(join(dir, 'state', 'redis')).catch(() => undefined)
   rmSync(dir, { recursive: true, force: true })
@@ -112,7 +118,14 @@ interface Phases {
   steps: Record<string, number[]>
 }
 
-async function hafwApply(file: string, parallel: number): Promise<{ ok: boolean; results: string[]; pairMs: number; maxPairMs: number; nodeMs: number; gateMs: number; phases: Phases }> {
+/** The machine's busy CPU time so far, in ms (all cores: user, nice, system, irq, softirq; /proc/stat counts in 10 ms ticks). */
+function cpuBusyMs(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number)
+  return (f[0]! + f[1]! + f[2]! + f[5]! + f[6]!) * 10
+}
+
+async function hafwApply(file: string, parallel: number): Promise<{ ok: boolean; results: string[]; pairMs: number; maxPairMs: number; nodeMs: number; gateMs: number; cpuMs: number; phases: Phases }> {
+  const cpu0 = cpuBusyMs()
   const r = await exec(process.execPath, [CLI, 'apply', file, '--yes', '--parallel', String(parallel), '--json', '--verbose'], { env, allowFail: true, timeoutMs: 900_000 })
   if (r.code !== 0) throw new Error(`hafw apply ${file} failed (exit ${r.code}):\n${r.stdout}\n${r.stderr.split('\n').slice(-15).join('\n')}`)
   const s = JSON.parse(r.stdout) as { ok: boolean; pairs: { result: string; ms: number | null; outcome?: { nodes: { gateMs?: number; ms: number }[] } }[] }
@@ -132,7 +145,7 @@ async function hafwApply(file: string, parallel: number): Promise<{ ok: boolean;
   const swapAvg = avg(ph.swap)
   for (const n of nodes) ph.confirm.push(Math.max(0, n.ms - n.gateMs! - swapAvg))
   const pairMs = s.pairs.map((p) => p.ms ?? 0)
-  return { ok: s.ok, results: s.pairs.map((p) => p.result), pairMs: avg(pairMs), maxPairMs: Math.max(0, ...pairMs), nodeMs: avg(nodes.map((n) => n.ms)), gateMs: avg(nodes.map((n) => n.gateMs!)), phases: ph }
+  return { ok: s.ok, cpuMs: cpuBusyMs() - cpu0, results: s.pairs.map((p) => p.result), pairMs: avg(pairMs), maxPairMs: Math.max(0, ...pairMs), nodeMs: avg(nodes.map((n) => n.ms)), gateMs: avg(nodes.map((n) => n.gateMs!)), phases: ph }
 }
 
 /** "avg 120 / max 340 ms" of a phase's figures */
@@ -246,30 +259,42 @@ try {
   const load = (await exec('cat', ['/proc/loadavg'])).stdout.trim()
   const model = await loadInventory(files.base)
   const nodes = model.pairs.flatMap((p) => p.nodes.map((n) => n.name))
-  const [, upMs] = await timed(() => labUp(model, () => undefined, AbortSignal.timeout(1_800_000)))
-  console.log(`lab: ${PAIRS} pairs, ${nodes.length} hosts up in ${sec(upMs)}; load average ${load}`)
-  const version = await ensureAnsible()
-  const [, pyMs] = await timed(() => installPython(nodes))
-  console.log(`setup: ${version}; python3 installed on ${nodes.length} hosts in ${sec(pyMs)}`)
+  const reuse = KEEP && !!(await readOverlay(SITE).catch(() => null))
+  if (reuse) console.log(`lab: ${PAIRS} pairs, ${nodes.length} hosts kept from an earlier --keep run`)
+  else {
+    const [, upMs] = await timed(() => labUp(model, () => undefined, AbortSignal.timeout(1_800_000)))
+    console.log(`lab: ${PAIRS} pairs, ${nodes.length} hosts up in ${sec(upMs)}; load average ${load}`)
+  }
+  if (!ONLY_HAFW) {
+    const version = await ensureAnsible()
+    const [, pyMs] = await timed(() => installPython(nodes))
+    console.log(`setup: ${version}; python3 installed on ${nodes.length} hosts in ${sec(pyMs)}`)
+  }
 
   const [first, firstMs] = await timed(() => hafwApply(files.base, PAIRS))
-  console.log(`hafw first apply (fresh hosts, units enabled and started): ${sec(firstMs)} (${count(first.results)})`)
+  console.log(`hafw ${reuse ? 'apply of the base inventory' : 'first apply (fresh hosts, units enabled and started)'}: ${sec(firstMs)} (${count(first.results)})`)
 
   const rows: string[][] = []
-  let k = 0
+  // a kept lab holds the last run's change: count on from it (VIPs .61 to .160 stay free)
+  const kFile = join(dir, 'k')
+  let k = reuse ? Number(readFileSync(kFile, 'utf8')) % 90 : 0
   for (const n of SIZES) {
     const hFile = changeFile('hafw', n, ++k)
     const [h, hMs] = await timed(() => hafwApply(hFile, n))
     const [h0, h0Ms] = await timed(() => hafwApply(hFile, n))
-    const project = await ansibleProject(changeFile('ansible', n, ++k), String(n))
-    const [an, aMs] = await timed(() => ansibleRun(project))
-    const [an0, a0Ms] = await timed(() => ansibleRun(project))
-    rows.push(
-      [`change, ${n} pairs (${2 * n} hosts)`, sec(hMs), sec(aMs), `${(aMs / hMs).toFixed(1)}x`, `hafw: ${count(h.results)}; ansible: ${an.changed} changed on ${an.hosts} hosts`],
-      [`no-op, ${n} pairs`, sec(h0Ms), sec(a0Ms), `${(a0Ms / h0Ms).toFixed(1)}x`, `hafw: ${count(h0.results)}; ansible: ${an0.changed} changed`],
-    )
+    writeFileSync(kFile, String(k + 2))
+    if (ONLY_HAFW) rows.push([`change, ${n} pairs (${2 * n} hosts)`, sec(hMs), '-', '-', `hafw: ${count(h.results)}`], [`no-op, ${n} pairs`, sec(h0Ms), '-', '-', `hafw: ${count(h0.results)}`])
+    else {
+      const project = await ansibleProject(changeFile('ansible', n, ++k), String(n))
+      const [an, aMs] = await timed(() => ansibleRun(project))
+      const [an0, a0Ms] = await timed(() => ansibleRun(project))
+      rows.push(
+        [`change, ${n} pairs (${2 * n} hosts)`, sec(hMs), sec(aMs), `${(aMs / hMs).toFixed(1)}x`, `hafw: ${count(h.results)}; ansible: ${an.changed} changed on ${an.hosts} hosts`],
+        [`no-op, ${n} pairs`, sec(h0Ms), sec(a0Ms), `${(a0Ms / h0Ms).toFixed(1)}x`, `hafw: ${count(h0.results)}; ansible: ${an0.changed} changed`],
+      )
+    }
     const p = h.phases
-    console.log(`\n${n} pairs, hafw change: wall ${sec(hMs)}; slowest pair job ${h.maxPairMs} ms, so ${hMs - h.maxPairMs} ms are CLI start, queue and result`)
+    console.log(`\n${n} pairs, hafw change: wall ${sec(hMs)}; slowest pair job ${h.maxPairMs} ms, so ${hMs - h.maxPairMs} ms are CLI start, queue and result; CPU ${sec(h.cpuMs)} busy of ${sec(hMs * cpus().length)} (${cpus().length} cores, whole machine)`)
     console.log(`  per pair job: sessions open ${spread(p.connected)}; read+planned at ${spread(p.planned)}; staged+checked at ${spread(p.staged)}; job ${h.pairMs} ms avg`)
     console.log(`  per node (2 in turn per pair): swap ${spread(p.swap)}, health gate ${spread(p.gate)}, confirm ${spread(p.confirm)}`)
     console.log(`  swap steps: ${Object.entries(p.steps).map(([step, xs]) => `${step} ${spread(xs)}`).join('; ')}`)

@@ -267,7 +267,8 @@ describe('apply: scripts sent to nodes', () => {
     expect(stagedPath('/etc/sysctl.d/90-hafw.conf', 3)).toBe('/etc/sysctl.d/.90-hafw.conf.hafw-3')
   })
   it('a reload of a stopped unit starts it', () => {
-    expect(stepLine({ command: ['systemctl', 'reload', 'keepalived.service'] })).toBe('if systemctl is-active -q keepalived.service; then systemctl reload keepalived.service; else systemctl start keepalived.service; fi')
+    expect(stepLine({ command: ['systemctl', 'reload', 'keepalived.service'] })).toBe('systemctl reload-or-restart keepalived.service')
+    expect(stepLine({ command: ['systemctl', 'restart', 'conntrackd.service'] })).toBe('systemctl restart conntrackd.service')
     expect(stepLine({ command: ['/usr/local/sbin/hafw-firewall'] })).toBe('/usr/local/sbin/hafw-firewall')
   })
   it('rollback stops what the generation started, restores the saved ruleset when no loader existed before', () => {

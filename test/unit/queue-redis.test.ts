@@ -4,7 +4,8 @@ import { connect, createServer } from 'node:net'
 import { join } from 'node:path'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
-import { ensureEmbeddedRedis, embeddedRedisStatus, JobQueue, pingSocket, resolveRedis, startWorker, stopEmbeddedRedis } from '@hafw/queue'
+import { ensureEmbeddedRedis, embeddedRedisStatus, EventWriter, JobQueue, pingSocket, readEvents, resolveRedis, startWorker, stopEmbeddedRedis } from '@hafw/queue'
+import { Redis } from 'ioredis'
 import { sleeper } from '../fixtures/queue-ops.js'
 import { openQueue, spawnWorker, startRedis, until, type PrivateRedis, type WorkerProcess } from '../fixtures/queue-harness.js'
 
@@ -95,6 +96,40 @@ describe('embedded redis-server', () => {
     w.kill('SIGTERM')
     expect(await w.exited).toBe(0)
   }, 60_000)
+})
+
+describe('progress events', () => {
+  it('arrive complete and in order, those emitted while a write is under way going together in the next one', async () => {
+    const r = new Redis({ path: redis.socket, lazyConnect: true })
+    await r.connect()
+    try {
+      const key = `hafw-test-events-${process.pid}`
+      const w = new EventWriter(r, key, 'j1', 60)
+      let writes = 0
+      const multi = r.multi.bind(r)
+      r.multi = ((...a: Parameters<typeof r.multi>) => (writes++, multi(...a))) as typeof r.multi
+      for (let i = 0; i < 200; i++) w.progress({ t: i, level: 'info', scope: 's', message: `event ${i}` })
+      w.emit('done', 'info', 'finished')
+      await w.flush()
+      const { events } = await readEvents(r, key, '0-0')
+      expect(events.map((e) => e.message)).toEqual([...Array.from({ length: 200 }, (_, i) => `event ${i}`), 'finished'])
+      expect(events.at(-1)).toMatchObject({ job: 'j1', kind: 'done' })
+      // 201 events emitted at once: one round trip, not 201
+      expect(writes).toBe(1)
+      // one while a write is under way waits for it, then goes with the others that came meanwhile
+      w.progress({ t: 1, level: 'info', scope: '', message: 'a' })
+      await new Promise((ok) => setImmediate(ok))
+      w.progress({ t: 2, level: 'info', scope: '', message: 'b' })
+      w.progress({ t: 3, level: 'info', scope: '', message: 'c' })
+      await w.flush()
+      expect(writes).toBe(3)
+      expect((await readEvents(r, key, '0-0')).events.slice(-3).map((e) => e.message)).toEqual(['a', 'b', 'c'])
+      expect(await r.ttl(key)).toBeGreaterThan(0)
+      await r.del(key)
+    } finally {
+      r.disconnect()
+    }
+  })
 })
 
 describe('schedules', () => {

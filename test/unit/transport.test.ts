@@ -125,6 +125,29 @@ describe.runIf(root)('ssh transport (real sshd)', () => {
       expect(rs.map((r) => Number(r.stdout))).toEqual(Array.from({ length: 24 }, (_, i) => i))
     })
 
+    it('a shell loop answers requests one at a time on one channel; a timeout or close ends it', async () => {
+      const marker = `hafw-loop-test-${process.pid}`
+      const script = `while IFS= read -r req; do case $req in echo\\ *) printf '%s\\n' "\${req#echo }" ${marker} ;; slow) sleep 1 ;; *) exit 2 ;; esac; echo @@end; done`
+      const loop = await s.openLoop(script)
+      expect(await loop.ask('echo one')).toBe(`one\n${marker}\n@@end\n`)
+      expect(await loop.ask('echo two')).toBe(`two\n${marker}\n@@end\n`)
+      await expect(loop.ask('echo a\nb')).rejects.toThrow(/one line/)
+      const first = loop.ask('echo three')
+      await expect(loop.ask('echo four')).rejects.toThrow(/one request at a time/)
+      expect(await first).toContain('three')
+      // a request past its deadline ends the loop; later requests fail at once
+      await expect(loop.ask('slow', { timeoutMs: 300 })).rejects.toThrow(/within 300 ms, loop ended/)
+      expect(loop.dead?.message).toMatch(/loop ended/)
+      await expect(loop.ask('echo five')).rejects.toThrow(/loop ended/)
+      // close(): the remote shell reads EOF and exits (the sleep it waited for ends by itself)
+      const other = await s.openLoop(script)
+      expect(await other.ask('echo six')).toContain('six')
+      other.close()
+      expect(await gone(marker)).toBe(true)
+      // the channels were given back: commands still run
+      expect((await s.exec('echo still')).stdout).toBe('still\n')
+    })
+
     it('streams 50 MB through execStream, and prints the throughput', async () => {
       const size = 50 * 1024 * 1024
       const file = `/tmp/hafw-stream-${process.pid}`

@@ -5,7 +5,7 @@ import { loadInventory, type Model, type PairModel } from '@hafw/inventory'
 import { renderInventory } from '@hafw/render'
 import {
   type CtSample, type Flow, type NodeInput, type NodeProbe, ADDR_COMMAND, SILENT_MS, compareFlows, compileSyncFilter, conntrackListCommand, dumpCommand, formatVerify, judgePair,
-  parseAddrLine, parseAddrs, parseConntrackdStats, parseProbe, probeScript, syncFilter,
+  parseAddrLine, parseAddrs, parseConntrackdStats, parseProbe, probeLoopScript, probeScript, syncFilter,
 } from '@hafw/verify'
 
 /*
@@ -37,11 +37,9 @@ const STATE = '{"version":1,"node":"fw1a","pair":"edge1","role":"primary","phase
 /** What probeScript prints, assembled from real command outputs. */
 function output(o: { addr: string; units?: [string, string]; state?: string; ct?: { general: string; rc?: number; link?: string; network?: string } }): string {
   const [ka, ct] = o.units ?? ['active', 'active']
-  const parts = ['@@t 1795309030000', '@@addr', o.addr.trimEnd(), '@@units', `keepalived.service ${ka}`, `conntrackd.service ${ct}`, '@@state', o.state ?? '', '', '@@count 42']
+  const parts = ['@@t 1795309030000', '@@addr', o.addr.trimEnd(), '@@units', ka, ct, '@@state', o.state ?? '', '', '@@count 42']
   if (o.ct) {
-    parts.push(`@@ct general ${o.ct.rc ?? 0}`, o.ct.general.trimEnd())
-    parts.push(`@@ct link ${o.ct.rc ?? 0}`, (o.ct.link ?? '').trimEnd())
-    parts.push(`@@ct network ${o.ct.rc ?? 0}`, (o.ct.network ?? '').trimEnd())
+    for (const [which, text] of [['general', o.ct.general], ['link', o.ct.link ?? ''], ['network', o.ct.network ?? '']] as const) parts.push(`@@ct ${which}`, text.trimEnd(), `@@rc ${o.ct.rc ?? 0}`)
   }
   parts.push('@@end')
   return parts.join('\n') + '\n'
@@ -92,6 +90,21 @@ describe('probe script and parser', () => {
     const p = probe(output({ addr: ADDR_BACKUP, units: ['active', 'inactive'], ct: { general: text, rc: 1 } }))
     expect(p.conntrackd).toEqual({ running: false, error: "[ERROR] can't connect: is conntrackd running? appropriate permissions?" })
     expect(() => probe('@@t 1\n@@addr\n')).toThrow(/cut short/)
+  })
+
+  it('as a loop: "p" samples, an extra name runs its line, anything else ends it', async () => {
+    const o = { units: ['hafw-none-such.service'], brief: true, runDir: '/nonexistent-hafw' }
+    const s = probeLoopScript(o, { mark: 'echo ran > /dev/stderr' })
+    const r = await exec('sh', ['-c', s, 'hafw-loop'], { input: 'p\nmark\np\nbogus\np\n', allowFail: true })
+    expect(r.code).toBe(2)
+    // two samples and one command answered, then "bogus" ended the loop before the third sample
+    const answers = r.stdout.split(/(?<=^@@end\n)/m)
+    expect(answers).toHaveLength(3)
+    expect(answers[1]).toBe('@@end\n')
+    for (const a of [answers[0]!, answers[2]!]) expect(parseProbe(a, 0, o).units).toEqual({ 'hafw-none-such.service': expect.any(String) })
+    expect(r.stderr).not.toContain('ran') // its output is discarded, not mixed into answers
+    expect(() => probeLoopScript(o, { p: 'true' })).toThrow(/bad command name/)
+    expect(() => probeLoopScript(o, { 'a b': 'true' })).toThrow(/bad command name/)
   })
 })
 

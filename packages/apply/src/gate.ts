@@ -1,7 +1,7 @@
 import { HafwError, sleep, throwIfAborted } from '@hafw/core'
 import type { HostModel, PairModel } from '@hafw/inventory'
 import type { Session } from '@hafw/transport'
-import { judgeVrrp, probeNode, recvPackets, type NodeProbe, type ProbeOptions } from '@hafw/verify'
+import { judgeVrrp, openProbeLoop, recvPackets, type NodeProbe, type ProbeLoop, type ProbeOptions } from '@hafw/verify'
 import { resyncLine } from './scripts.js'
 
 /*
@@ -85,6 +85,8 @@ export interface GateInput {
   /** after the first sample, ask the peer for a resync with this conntrackd.conf (see resyncLine) */
   resync?: string
   onWait?: (why: string) => void
+  /** probe loops kept across gates (default: this gate's own) */
+  loops?: ProbeLoops
 }
 
 export interface GateResult {
@@ -141,13 +143,48 @@ async function gateLoop(g: GateBase, sample: () => Promise<SampleVerdict>, after
   return { ok: true, problems: [], ...base, ...(verdict.note ? { note: verdict.note } : {}) }
 }
 
-/** Probe every named node at once (verify's probe); errors become problems. */
-async function probeAll(sessions: Record<string, Session>, names: string[], opts: (n: string) => ProbeOptions, signal: AbortSignal): Promise<{ probes: Record<string, NodeProbe>; errors: string[] }> {
+/**
+ * The gates' probe loops (verify's openProbeLoop), one per node and options, opened on first
+ * use and kept until close(): a pair's two gates sample both nodes, so a rollout opens two
+ * channels per pair for all its samples. A loop that failed is opened again at the next use.
+ */
+export class ProbeLoops {
+  private readonly loops = new Map<string, { key: string; loop: Promise<ProbeLoop> }>()
+  constructor(private readonly sessions: Record<string, Session>) {}
+
+  private async get(node: string, o: ProbeOptions, extra: Record<string, string>): Promise<ProbeLoop> {
+    const key = JSON.stringify([o, extra])
+    let e = this.loops.get(node)
+    if (e && e.key === key && (await e.loop.catch(() => null))?.dead) e = undefined
+    if (!e || e.key !== key) {
+      if (e) void e.loop.then((l) => l.close(), () => undefined)
+      e = { key, loop: openProbeLoop(this.sessions[node]!, o, extra) }
+      this.loops.set(node, e)
+    }
+    return e.loop
+  }
+
+  async probe(node: string, o: ProbeOptions, extra: Record<string, string>, signal: AbortSignal): Promise<NodeProbe> {
+    return (await this.get(node, o, extra)).probe(signal)
+  }
+
+  async run(node: string, o: ProbeOptions, extra: Record<string, string>, name: string, signal: AbortSignal): Promise<void> {
+    return (await this.get(node, o, extra)).run(name, signal)
+  }
+
+  close(): void {
+    for (const e of this.loops.values()) void e.loop.then((l) => l.close(), () => undefined)
+    this.loops.clear()
+  }
+}
+
+/** Probe every named node at once over its loop; errors become problems. */
+async function probeAll(loops: ProbeLoops, names: string[], opts: (n: string) => ProbeOptions, extra: Record<string, string>, signal: AbortSignal): Promise<{ probes: Record<string, NodeProbe>; errors: string[] }> {
   const probes: Record<string, NodeProbe> = {}
   const errors: string[] = []
   await Promise.all(
     names.map((n) =>
-      probeNode(sessions[n]!, opts(n), signal).then(
+      loops.probe(n, opts(n), extra, signal).then(
         (p) => void (probes[n] = p),
         (e: Error) => void errors.push(`${n}: ${e.message}`),
       ),
@@ -156,24 +193,39 @@ async function probeAll(sessions: Record<string, Session>, names: string[], opts
   return { probes, errors }
 }
 
+/** With the caller's loops, or loops of its own for this gate alone. */
+async function withLoops<T>(sessions: Record<string, Session>, given: ProbeLoops | undefined, fn: (l: ProbeLoops) => Promise<T>): Promise<T> {
+  const loops = given ?? new ProbeLoops(sessions)
+  try {
+    return await fn(loops)
+  } finally {
+    if (!given) loops.close()
+  }
+}
+
 /** Sample both nodes of the pair until every condition holds twice in a row, or the time is up. */
-export async function healthGate(g: GateInput): Promise<GateResult> {
+export function healthGate(g: GateInput): Promise<GateResult> {
   const names = g.pair.nodes.map((n) => n.name)
-  const opts = (n: string): ProbeOptions => ({ units: g.units[n] ?? [], brief: true, ...(g.pair.conntrack_sync ? { conntrackdConf: g.conntrackdConf ?? SYNC_CONF } : {}) })
+  const conf = g.conntrackdConf ?? SYNC_CONF
+  const opts = (n: string): ProbeOptions => ({ units: g.units[n] ?? [], brief: true, ...(g.pair.conntrack_sync ? { conntrackdConf: conf } : {}) })
+  // bounded on the node: ending the loop's channel would not end a conntrackd that hangs
+  const extra: Record<string, string> = g.pair.conntrack_sync ? { resync: `timeout 10 ${resyncLine(conf)}` } : {}
   // A restarted conntrackd counts from zero: anything received proves the link into it. The
   // peer's baseline is its first sample, taken before the resync request reaches it.
   const watch: SyncWatch = g.restarted ? { [g.node]: { base: 0, last: 0 } } : {}
   let master: string | null = null
-  const sample = async (): Promise<SampleVerdict> => {
-    const { probes, errors } = await probeAll(g.sessions, names, opts, g.signal)
-    const v = errors.length ? { problems: errors, master } : judgeSample(g.pair, g.node, g.updated, probes, watch)
-    master = v.master
-    return v
-  }
-  // Sync messages cross the link now, not with the next ALIVE (about 1 s), and the restarted
-  // daemon's empty external cache is filled again. A failure shows in the samples.
-  const resync = g.resync ? () => g.sessions[g.node]!.exec(resyncLine(g.resync!), { timeoutMs: 10_000, signal: g.signal }).then(() => undefined, () => undefined) : undefined
-  return gateLoop(g, sample, resync)
+  return withLoops(g.sessions, g.loops, (loops) => {
+    const sample = async (): Promise<SampleVerdict> => {
+      const { probes, errors } = await probeAll(loops, names, opts, extra, g.signal)
+      const v = errors.length ? { problems: errors, master } : judgeSample(g.pair, g.node, g.updated, probes, watch)
+      master = v.master
+      return v
+    }
+    // Sync messages cross the link now, not with the next ALIVE (about 1 s), and the restarted
+    // daemon's empty external cache is filled again. A failure shows in the samples.
+    const resync = g.resync ? () => loops.run(g.node, opts(g.node), extra, 'resync', g.signal).catch(() => undefined) : undefined
+    return gateLoop(g, sample, resync)
+  })
 }
 
 /** A policy-routing host's fwmark rules as `ip -4 rule show` prints them (table by name or number). */
@@ -193,15 +245,19 @@ export interface HostGateInput extends GateBase {
   host: HostModel
   session: Session
   units: string[]
+  loops?: ProbeLoops
 }
 
 /** A single host (no VRRP, no sync): its units active and its fwmark rules in place, twice in a row; SSH through a new connection. */
 export function hostGate(g: HostGateInput): Promise<GateResult> {
-  const sample = async (): Promise<SampleVerdict> => {
-    const { probes, errors } = await probeAll({ [g.node]: g.session }, [g.node], () => ({ units: g.units, brief: true, rules: true }), g.signal)
-    return errors.length ? { problems: errors, master: null } : judgeHostSample(g.host, probes[g.node]!)
-  }
-  return gateLoop(g, sample)
+  const sessions = { [g.node]: g.session }
+  return withLoops(sessions, g.loops, (loops) => {
+    const sample = async (): Promise<SampleVerdict> => {
+      const { probes, errors } = await probeAll(loops, [g.node], () => ({ units: g.units, brief: true, rules: true }), {}, g.signal)
+      return errors.length ? { problems: errors, master: null } : judgeHostSample(g.host, probes[g.node]!)
+    }
+    return gateLoop(g, sample)
+  })
 }
 
 export function gateError(node: string, r: GateResult): HafwError {

@@ -5,7 +5,7 @@ import { openNode, planNode, readNodeState, readSpec } from '@hafw/plan'
 import { renderInventory, type RenderedNode } from '@hafw/render'
 import { withSession, type Session } from '@hafw/transport'
 import { parseAddrs, vipHolders } from '@hafw/verify'
-import { gateError, healthGate, hostGate, type GateResult } from './gate.js'
+import { gateError, healthGate, hostGate, ProbeLoops, type GateResult } from './gate.js'
 import { decideOrder } from './order.js'
 import { restartsConntrackd } from './scripts.js'
 import { confirm, conntrackdConfOf, discard, parseMarker, pollRolledBack, readGeneration, resyncConf, rollbackNow, stage, swap, type NodeCtx, type RollbackReport } from './node.js'
@@ -110,6 +110,8 @@ export const applyPair: Operation<ApplyInput, PairApplyResult> = async (input, p
   const model: Model = { version: 1, site: input.site, source: input.source, pairs: pair ? [pair] : [], hosts: host ? [host] : [] }
   const log = reporter(progress, name)
   const sessions: Record<string, Session> = {}
+  // Both gates of the pair sample over the same probe loops: one channel per node, not one per sample.
+  const loops = new ProbeLoops(sessions)
   const result: PairApplyResult = { pair: name, ...(host ? { host: true } : {}), ok: false, noop: false, order: [], why: '', handover: false, master: null, nodes: [], ms: 0 }
   const fail = (msg: string, transient = false): never => {
     result.ms = Date.now() - t0
@@ -213,7 +215,9 @@ export const applyPair: Operation<ApplyInput, PairApplyResult> = async (input, p
         const left = c.armedAt! + o.confirmTimeoutS * 1000 - Date.now() - 5000
         const common = {
           node,
-          reconnect: () => reconnect(node, (s) => s.exec('true', { timeoutMs: 10_000 }).then(() => undefined)),
+          // a new TCP connection through the new ruleset, key exchange and login: what a change
+          // that locks SSH out would break (a session channel on top would add a shell, not proof)
+          reconnect: () => reconnect(node, async () => undefined),
           timeoutMs: Math.max(3000, Math.min(30_000, left - nodes.find((n) => n.name === node)!.ssh.connect_timeout * 1000)),
           signal,
           onWait: (w: string) => nlog.debug(`gate: ${w}`),
@@ -224,11 +228,12 @@ export const applyPair: Operation<ApplyInput, PairApplyResult> = async (input, p
               pair,
               updated: [...done.map((d) => d.name), node],
               sessions,
+              loops,
               units,
               ...(conntrackdConf ? { conntrackdConf } : {}),
               ...(restartsConntrackd(c.plan.steps, [...c.plan.start, ...extraStart]) ? { restarted: true, resync: resyncConf(c, pair) } : {}),
             })
-          : await hostGate({ ...common, host: host!, session: sessions[node]!, units: units[node] ?? [] })
+          : await hostGate({ ...common, host: host!, session: sessions[node]!, units: units[node] ?? [], loops })
         out(node).gateMs = gate.ms
         nlog.debug(`phase: health gate ${gate.ok ? 'passed' : 'failed'} in ${gate.ms} ms (${gate.samples} samples)`)
         result.master = gate.master
@@ -253,6 +258,7 @@ export const applyPair: Operation<ApplyInput, PairApplyResult> = async (input, p
     Object.assign(result, { ok: true, ms: Date.now() - t0 })
     return result
   } finally {
+    loops.close()
     await Promise.all(Object.values(sessions).map((s) => s.close()))
   }
 }

@@ -106,12 +106,13 @@ export function stageScript(s: StageSpec): string {
   return L.join('\n') + '\n'
 }
 
-/** The shell line that performs one service step; reload/restart of a stopped unit starts it. */
+/**
+ * The shell line that performs one service step; reload/restart of a stopped unit starts it
+ * (systemctl does both in one call: restart starts a stopped unit, reload-or-restart too).
+ */
 export function stepLine(step: Pick<ServiceStep, 'command'>): string {
   const [a, b, c] = step.command
-  if (a === 'systemctl' && (b === 'reload' || b === 'restart') && c) {
-    return `if systemctl is-active -q ${q(c)}; then systemctl ${b} ${q(c)}; else systemctl start ${q(c)}; fi`
-  }
+  if (a === 'systemctl' && b === 'reload' && c) return `systemctl reload-or-restart ${q(c)}`
   return step.command.map(q).join(' ')
 }
 
@@ -146,8 +147,10 @@ export function swapScript(s: SwapSpec): string {
   const u = timerUnit(s.gen)
   const L: string[] = [...HEAD, ...lockedLines(s.fence)]
   L.push(
-    `systemctl reset-failed ${u}.timer ${u}.service >/dev/null 2>&1 || true`,
-    `systemd-run --quiet --on-active=${s.confirmTimeoutS} --timer-property=AccuracySec=100ms --unit=${u} --description=${q(`hafw: roll back generation ${s.gen} unless confirmed`)} /bin/sh "$G/${s.gen}/rollback.sh" || { echo 'cannot arm the rollback timer' >&2; exit 4; }`,
+    // a unit of that name left by an earlier attempt at this generation is cleared only when
+    // systemd-run finds one (an extra systemctl per swap otherwise)
+    `arm() { systemd-run --quiet --on-active=${s.confirmTimeoutS} --timer-property=AccuracySec=100ms --unit=${u} --description=${q(`hafw: roll back generation ${s.gen} unless confirmed`)} /bin/sh "$G/${s.gen}/rollback.sh"; }`,
+    `arm 2>/dev/null || { systemctl stop ${u}.timer >/dev/null 2>&1; systemctl reset-failed ${u}.timer ${u}.service >/dev/null 2>&1; arm; } || { echo 'cannot arm the rollback timer' >&2; exit 4; }`,
     'echo @@armed',
     // the time in 10 ms ticks from /proc/uptime, without a process (a step's own time is in its log line)
     'tick() { read -r _u _ < /proc/uptime; _t=$(( ${_u%.*} * 100 + 1${_u#*.} - 100 )); }',

@@ -16,7 +16,7 @@ export async function loadInventoryForLab(file: string, opts: { overlay?: string
   }
   const o = await readOverlay(model.site)
   if (!o) return { model, note: null }
-  const [status] = await labStatus(model.site)
+  const [status] = await labStatus(model.site, { memory: false })
   if (!status || (status.state !== 'up' && status.state !== 'degraded')) {
     return { model, note: `lab of site ${model.site} is not running (${status?.state ?? 'no state'}); not applying its overlay` }
   }

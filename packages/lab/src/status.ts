@@ -118,11 +118,14 @@ async function statusOf(s: LabState, rss: Map<string, number>): Promise<LabStatu
   }
 }
 
-/** Every lab on this machine (or one site's), with liveness and memory per host. */
-export async function labStatus(site?: string): Promise<LabStatus[]> {
+/**
+ * Every lab on this machine (or one site's), with liveness and memory per host. `memory: false`
+ * skips the pass over every process of the machine (commands that only ask whether a lab runs).
+ */
+export async function labStatus(site?: string, o: { memory?: boolean } = {}): Promise<LabStatus[]> {
   const sites = site === undefined ? await labSites() : [site]
   const states = (await Promise.all(sites.map((s) => readState(s)))).filter((s): s is LabState => s !== null)
-  const rss = states.length ? await rssByPidNs() : new Map<string, number>()
+  const rss = states.length && o.memory !== false ? await rssByPidNs() : new Map<string, number>()
   return Promise.all(states.map((s) => statusOf(s, rss)))
 }
 

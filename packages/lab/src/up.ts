@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { spawn } from 'node:child_process'
 import { closeSync, existsSync, openSync } from 'node:fs'
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { setMaxListeners } from 'node:events'
 import { connect } from 'node:net'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -291,6 +292,8 @@ export async function labUp(model: Model, progress: Progress, signal: AbortSigna
   // Stops every boot wait as soon as one host fails, so the teardown is not kept waiting.
   const failed = new AbortController()
   const sig = AbortSignal.any([signal, failed.signal])
+  // every host's and probe's boot wait listens on it at once (one each, removed when done)
+  setMaxListeners(0, sig)
   try {
     log.info(`${s.hosts.length} host(s), ${s.probes.length} probe(s), ${plan.segments.length} segment(s); management ${s.mgmtSubnet} via ${s.rootPort}`)
     await exec('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `hafw-lab-${s.site}`, '-f', s.identity])

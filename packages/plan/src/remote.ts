@@ -38,7 +38,7 @@ export function fenceLines(token: number | string | undefined): string[] {
 
 /** The first lines of a script that changes a node: take the node lock, pass the fence. */
 export function lockedLines(fence: number | undefined): string[] {
-  return [`mkdir -p ${NODE_DIR}`, `exec 9>${NODE_LOCK}`, 'flock 9', ...fenceLines(fence)]
+  return [`[ -d ${NODE_DIR} ] || mkdir -p ${NODE_DIR}`, `exec 9>${NODE_LOCK}`, 'flock 9', ...fenceLines(fence)]
 }
 
 /** A script's result, as an error when the node's fence refused it (exit FENCED_EXIT). */
@@ -113,18 +113,21 @@ export function readScript(paths: readonly string[], units: readonly string[], b
   }
   if (units.length) lines.push(`${sec('units', '-')}; systemctl show -p UnitFileState -p ActiveState -- ${units.map(shellQuote).join(' ')} 2>/dev/null`)
   lines.push(
-    `cur=$(cat ${NODE_DIR}/current 2>/dev/null || true)`,
+    // Builtins where a program would do (each program start counts at a rollout's rate; not
+    // `read` over a long file: dash reads it a byte per call). The live state is text whose
+    // lines never start with "@@hafw " (ruleset, route, rule and address listings, and their
+    // recorded copies): it travels as it is.
+    `cur=; read -r cur 2>/dev/null < ${NODE_DIR}/current`,
     `${sec('gen', '-')}; printf '%s' "$cur"`,
-    `${sec('gens', '-')}; for g in $(ls "$G" 2>/dev/null | grep -E '^[0-9]+$'); do s=pending; [ -e "$G/$g/confirmed" ] && s=confirmed; [ -e "$G/$g/rolled-back" ] && s=rolled-back; printf '%s:%s ' "$g" "$s"; done`,
-    ...LIVE_KINDS.map((k) => `if [ -n "$cur" ] && [ -f "$G/$cur/live/${k}" ]; then ${sec('recorded', k)}; base64 -w0 "$G/$cur/live/${k}"; fi`),
-    ...LIVE_KINDS.map((k) => `${sec('live', k)}; live_${k} | base64 -w0`),
-    `${sec('addr', '-')}; ip -o addr show | base64 -w0`,
+    `${sec('gens', '-')}; for d in "$G"/*; do g=\${d##*/}; case $g in ''|*[!0-9]*) continue ;; esac; s=pending; [ -e "$d/confirmed" ] && s=confirmed; [ -e "$d/rolled-back" ] && s=rolled-back; printf '%s:%s ' "$g" "$s"; done`,
+    ...LIVE_KINDS.map((k) => `if [ -n "$cur" ] && [ -f "$G/$cur/live/${k}" ]; then ${sec('recorded', k)}; cat "$G/$cur/live/${k}"; fi`),
+    ...LIVE_KINDS.map((k) => `${sec('live', k)}; live_${k}`),
+    `${sec('addr', '-')}; ip -o addr show`,
     `${sec('end', '-')}`,
   )
   return lines.join('\n') + '\n'
 }
 
-const b64 = (s: string) => Buffer.from(s.trim(), 'base64').toString('utf8')
 
 /** Parse what readScript printed. Pure. `units`: the units readScript was given, in order. */
 export function parseRead(out: string, label = 'node', units: readonly string[] = []): NodeState {
@@ -170,10 +173,10 @@ export function parseRead(out: string, label = 'node', units: readonly string[] 
         break
       }
       case 'recorded':
-        recorded[arg as LiveKind] = b64(body)
+        recorded[arg as LiveKind] = body
         break
       case 'live':
-        st.live[arg as LiveKind] = b64(body)
+        st.live[arg as LiveKind] = body
         break
       case 'units': {
         // `systemctl show`: one block of KEY=value lines per unit, in the order asked
@@ -186,7 +189,7 @@ export function parseRead(out: string, label = 'node', units: readonly string[] 
         break
       }
       case 'addr':
-        st.addr = b64(body)
+        st.addr = body
         break
     }
   }

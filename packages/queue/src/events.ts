@@ -31,11 +31,20 @@ export class EventWriter {
     this.push({ t: Date.now(), level, scope, message, job: this.jobId, kind })
   }
 
+  /** Events waiting for the write in flight: they go together in the next one (one round trip, one wake-up of each reader). */
+  private pending: string[] = []
+
   private push(e: JobEvent): void {
     this.echo?.(e)
-    const body = JSON.stringify(e)
+    this.pending.push(JSON.stringify(e))
+    if (this.pending.length > 1) return
     this.chain = this.chain
-      .then(() => this.redis.multi().xadd(this.key, 'MAXLEN', '~', '20000', '*', 'e', body).expire(this.key, this.ttlS).exec())
+      .then(() => {
+        const bodies = this.pending.splice(0)
+        const m = this.redis.multi()
+        for (const body of bodies) m.xadd(this.key, 'MAXLEN', '~', '20000', '*', 'e', body)
+        return m.expire(this.key, this.ttlS).exec()
+      })
       .catch(() => {
         // Progress is best effort: a Redis hiccup must not fail the operation.
       })

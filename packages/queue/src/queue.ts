@@ -299,12 +299,16 @@ export class JobQueue {
         return this.queue.getJobState(jobId)
       }
       // First look at the state at once (a CLI may have to run the job itself), then block on
-      // the stream; right after the job's own final event, re-check quickly.
+      // the stream; right after the job's own final event, re-check quickly. While events flow
+      // the job is being worked on: its state is looked at twice a second, not per event.
+      let checked = 0
       for (let blockMs: number | undefined = undefined; ; ) {
         const r = await readEvents(reader, this.key('events', root), last, blockMs)
         last = r.last
         r.events.filter(mine).forEach(onEvent)
         const ending = r.events.some((e) => e.job === jobId && (e.kind === 'done' || e.kind === 'fail'))
+        if (r.events.length && !ending && blockMs !== undefined && Date.now() - checked < 500) continue
+        checked = Date.now()
         const state = await this.queue.getJobState(jobId)
         if (state === 'completed' || state === 'failed') {
           await drain()

@@ -1,4 +1,5 @@
 import { constants } from 'node:os'
+import { StringDecoder } from 'node:string_decoder'
 import { Duplex, type Readable } from 'node:stream'
 import type { Client, ClientChannel } from 'ssh2'
 import { HafwError } from '@hafw/core'
@@ -51,6 +52,16 @@ export interface RemoteStream {
   cancel(reason?: Error): void
 }
 
+/** A remote shell loop answering one request line at a time (Session.openLoop). */
+export interface RemoteLoop {
+  /** Send one request line; resolves with the answer, up to and including its "@@end" line. One at a time. */
+  ask(line: string, opts?: { timeoutMs?: number; signal?: AbortSignal }): Promise<string>
+  /** End the loop (its stdin reaches EOF) and free the channel. */
+  close(): void
+  /** Set once the loop can answer no more (closed, timed out, connection lost). */
+  readonly dead: Error | null
+}
+
 export interface WriteOptions extends Omit<CommandOptions, 'input'> {
   /** e.g. 0o640 or "0640"; default: the mode of the file replaced, else 0644 */
   mode?: number | string
@@ -92,6 +103,18 @@ const MISSING = 100
  * read ahead (GNU coreutils does not).
  */
 const WRAP = `{ head -c "$2"; exec >&-; sh -c 'cat >/dev/null; kill -KILL 0' hafw-watch <&3 >/dev/null 2>&1 & } 3<&0 | sh -c "$1" hafw`
+
+/*
+ * Without input bytes for the command (most commands, and every `sh -s` script small enough to
+ * travel as an argument) the same kill switch costs no program start: the watcher is a forked
+ * subshell reading the channel with the `read` builtin, and the command (or script) runs in
+ * the wrapping shell itself by `eval`. Each program start here costs milliseconds of CPU
+ * (dynamic linking; CPUID traps in a VM), and a rollout runs hundreds of commands per node.
+ * Its stdin is /dev/null; an asynchronous list's stdin would be /dev/null too, hence fd 3.
+ */
+const WRAP_INLINE = `exec 3<&0 </dev/null; ( while read -r _; do :; done; kill -KILL 0 ) <&3 >/dev/null 2>&1 & exec 3<&-; eval "$1"`
+/** `sh -s` scripts up to this size travel as the argument (Linux: 128 KiB per argument, the whole remote command line being one). */
+const INLINE_SCRIPT_MAX = 64 * 1024
 
 /** Limits channels per connection (sshd's MaxSessions defaults to 10). */
 class Slots {
@@ -216,10 +239,17 @@ export class Session {
     let ch: ClientChannel
     let exit: { code: number | null; signal: string | null } | undefined
     let closedEarly = false
+    /** the input went with the command line (WRAP_INLINE) */
+    let sent = false
     try {
       if (this.closed) throw this.closed
       const sudo = this.target.sudo && opts.sudo !== false
-      const remote = `exec ${sudo ? 'sudo -n ' : ''}sh -c ${shellQuote(WRAP)} hafw ${shellQuote(cmd)} ${input?.length ?? 0}`
+      const script = cmd === 'sh -s' && input !== undefined && input.length <= INLINE_SCRIPT_MAX && !input.includes(0) ? input.toString('utf8') : null
+      const inline = script !== null || !input?.length
+      const remote = inline
+        ? `exec ${sudo ? 'sudo -n ' : ''}sh -c ${shellQuote(WRAP_INLINE)} hafw ${shellQuote(script ?? cmd)}`
+        : `exec ${sudo ? 'sudo -n ' : ''}sh -c ${shellQuote(WRAP)} hafw ${shellQuote(cmd)} ${input!.length}`
+      if (inline) sent = true
       ch = await new Promise<ClientChannel>((resolve, reject) => {
         try {
           this.client.exec(remote, (err, c) => {
@@ -243,7 +273,7 @@ export class Session {
       throw this.closed ?? new HafwError(`${this.label}: cannot start "${short(cmd)}": ${(e as Error).message}`, { transient: true, cause: e })
     }
     // stdin stays open while the command runs: its EOF is the kill switch (see WRAP).
-    if (input?.length) ch.write(input)
+    if (!sent && input?.length) ch.write(input)
 
     let stderr = ''
     // stderr is drained always, or a chatty command would stall on its window.
@@ -307,6 +337,87 @@ export class Session {
     else ch.on('close', onClose)
     const cancel = (reason?: Error) => fail(reason ?? new HafwError(`${this.label}: cancelled: ${short(cmd)}`))
     return { stdout: ch, done, cancel }
+  }
+
+  /**
+   * Run `script` on a channel of its own with the channel as its stdin: it reads request lines
+   * and answers each with output that ends in a line "@@end". For frequent small requests (the
+   * health gate's samples): one channel and one shell for all of them instead of one each. The
+   * script must end when stdin does (close(), a lost connection): that is its kill switch, so
+   * a request must not run for long, and what it runs must end by itself (`timeout`): closing
+   * the channel does not stop a program the loop waits for. A request that times out ends the loop.
+   */
+  async openLoop(script: string): Promise<RemoteLoop> {
+    if (this.closed) throw this.closed
+    const release = await this.slots.take()
+    const remote = `exec ${this.target.sudo ? 'sudo -n ' : ''}sh -c ${shellQuote(script)} hafw-loop`
+    let ch: ClientChannel
+    try {
+      if (this.closed) throw this.closed
+      ch = await new Promise<ClientChannel>((resolve, reject) => {
+        try {
+          this.client.exec(remote, (err, c) => (err ? reject(err) : resolve(c)))
+        } catch (e) {
+          reject(e)
+        }
+      })
+    } catch (e) {
+      release()
+      if (e instanceof HafwError) throw e
+      throw this.closed ?? new HafwError(`${this.label}: cannot start a shell loop: ${(e as Error).message}`, { transient: true, cause: e })
+    }
+    const decoder = new StringDecoder('utf8')
+    let buf = ''
+    let stderr = ''
+    let pending: { resolve: (s: string) => void; reject: (e: Error) => void; done: () => void } | null = null
+    const loop: { -readonly [K in keyof RemoteLoop]: RemoteLoop[K] } = { dead: null, ask: undefined!, close: undefined! }
+    const die = (e: Error) => {
+      if (loop.dead) return
+      loop.dead = e
+      this.running.delete(die)
+      release()
+      const p = pending
+      pending = null
+      p?.done()
+      p?.reject(e)
+      try {
+        ch.end()
+        ch.close()
+      } catch {
+        /* connection already gone */
+      }
+    }
+    const answer = () => {
+      const m = /(^|\n)@@end\n/.exec(buf)
+      if (!m || !pending) return
+      const end = m.index + m[0].length
+      const out = buf.slice(0, end)
+      buf = buf.slice(end)
+      const p = pending
+      pending = null
+      p.done()
+      p.resolve(out)
+    }
+    ch.on('data', (b: Buffer) => ((buf += decoder.write(b)), answer()))
+    ch.stderr.on('data', (b: Buffer) => (stderr = (stderr + b.toString('utf8')).slice(-STDERR_TAIL)))
+    ch.on('error', () => {})
+    ch.on('close', () => die(this.closed ?? new HafwError(`${this.label}: the shell loop ended${stderr.trim() ? `: ${stderr.trim().split('\n').slice(-3).join(' ')}` : ''}`, { transient: true })))
+    this.running.add(die)
+    loop.ask = (line, opts = {}) =>
+      new Promise<string>((resolve, reject) => {
+        if (loop.dead) return reject(loop.dead)
+        if (pending) return reject(new HafwError(`${this.label}: a shell loop answers one request at a time`))
+        if (opts.signal?.aborted) return reject(abortReason(opts.signal))
+        if (/[\n\0]/.test(line)) return reject(new HafwError(`${this.label}: a loop request is one line`))
+        const ms = opts.timeoutMs ?? this.commandTimeoutMs
+        const timer = ms > 0 ? setTimeout(() => die(new HafwError(`${this.label}: no answer to "${short(line)}" within ${ms} ms, loop ended`, { transient: true })), ms) : undefined
+        const onAbort = () => die(abortReason(opts.signal!))
+        opts.signal?.addEventListener('abort', onAbort, { once: true })
+        pending = { resolve, reject, done: () => (clearTimeout(timer), opts.signal?.removeEventListener('abort', onAbort)) }
+        ch.write(line + '\n')
+      })
+    loop.close = () => die(new HafwError(`${this.label}: shell loop closed`))
+    return loop
   }
 
   /** A file's content, or null when it does not exist. */

@@ -81,9 +81,11 @@ export function probeScript(o: ProbeOptions): string {
   const lines = ['PATH=/usr/sbin:/usr/bin:/sbin:/bin', ...(o.brief ? [] : [`printf '@@t %s\\n' "$(date +%s%3N)"`])]
   if (o.conntrackdConf) {
     // first: the sample opens the window in which sync traffic must be seen
-    // timeout: a conntrackd busy committing must not hang the probe
+    // timeout: a conntrackd busy committing must not hang the probe (nor a probe loop: closing
+    // the loop's channel would not end a program it waits for)
+    // (no $(...) around it, and builtins below where a program would do: each program start counts at a rollout's rate of samples)
     lines.push(
-      `s() { out=$(timeout 5 conntrackd -C ${q(o.conntrackdConf)} -s "$@" 2>&1); rc=$?; printf '@@ct %s %s\\n' "\${1:-general}" "$rc"; printf '%s\\n' "$out"; }`,
+      `s() { printf '@@ct %s\\n' "\${1:-general}"; timeout 5 conntrackd -C ${q(o.conntrackdConf)} -s "$@" 2>&1; printf '\\n@@rc %s\\n' "$?"; }`,
       's',
       ...(o.brief ? [] : ['s link', 's network']),
     )
@@ -93,12 +95,12 @@ export function probeScript(o: ProbeOptions): string {
       'echo @@addr',
       ADDR_COMMAND,
       'echo @@units',
-      // one systemctl for all units: it prints one state per unit, in order (unknown: inactive)
-      `systemctl is-active ${units.map(q).join(' ')} 2>/dev/null | for u in ${units.map(q).join(' ')}; do read -r st; printf '%s %s\\n' "$u" "$st"; done`,
+      // one systemctl for all units: one state per line, in the order asked (unknown: inactive)
+      `systemctl is-active ${units.map(q).join(' ')} 2>/dev/null`,
       'echo @@state',
-      `cat ${q(`${o.runDir ?? '/run/hafw'}/state.json`)} 2>/dev/null`,
+      `{ while IFS= read -r l || [ -n "$l" ]; do printf '%s\\n' "$l"; done < ${q(`${o.runDir ?? '/run/hafw'}/state.json`)}; } 2>/dev/null`,
       'echo',
-      ...(o.brief ? [] : [`printf '@@count %s\\n' "$(cat /proc/sys/net/netfilter/nf_conntrack_count 2>/dev/null)"`]),
+      ...(o.brief ? [] : [`c=; read -r c 2>/dev/null < /proc/sys/net/netfilter/nf_conntrack_count; printf '@@count %s\\n' "$c"`]),
     )
   }
   if (o.rules) lines.push('echo @@rules', 'ip -4 rule show')
@@ -115,8 +117,9 @@ export function parseProbe(out: string, t = Date.now(), o: ProbeOptions = {}): N
   }
   const nodeT = /^@@t (\d+)$/m.exec(out)?.[1]
   const count = /^@@count (\d+)$/m.exec(out)?.[1]
-  const units: Record<string, string> = {}
-  for (const m of (section('units') ?? '').matchAll(/^(\S+) (\S*)$/gm)) units[m[1]!] = m[2] || 'unknown'
+  // systemctl is-active: one state per unit asked, in order
+  const states = (section('units') ?? '').split('\n')
+  const units: Record<string, string> = Object.fromEntries((o.units ?? UNITS).map((u, i) => [u, states[i]?.trim() || 'unknown']))
   const probe: NodeProbe = {
     t,
     addrs: parseAddrs(section('addr') ?? ''),
@@ -129,7 +132,7 @@ export function parseProbe(out: string, t = Date.now(), o: ProbeOptions = {}): N
   if (o.rules) probe.rules = (section('rules') ?? '').split('\n').filter((l) => l.trim())
   if (o.conntrackdConf) {
     const parts: { which: string; rc: number; text: string }[] = []
-    for (const m of out.matchAll(/^@@ct (\S+) (\d+)\n([\s\S]*?)(?=^@@)/gm)) parts.push({ which: m[1]!, rc: Number(m[2]), text: m[3]! })
+    for (const m of out.matchAll(/^@@ct (\S+)\n([\s\S]*?)^@@rc (\d+)$/gm)) parts.push({ which: m[1]!, rc: Number(m[3]), text: m[2]! })
     const general = parts.find((p) => p.which === 'general')
     if (!general || general.rc !== 0) {
       const why = general?.text.trim().split('\n').pop()?.replace(/^\[[^\]]*\] \(pid=\w+\) /, '') ?? 'no answer'
@@ -191,6 +194,37 @@ function parseState(text: string): NotifyState | null {
     return j && typeof j.role === 'string' ? j : null
   } catch {
     return null // being replaced: the script renames atomically, so this is a stale partial read only in theory
+  }
+}
+
+/** A node's probe as a loop on a channel of its own (Session.openLoop), for the health gate's frequent samples. */
+export interface ProbeLoop {
+  probe(signal?: AbortSignal): Promise<NodeProbe>
+  /** run one of the loop's extra commands (probeLoopScript), e.g. a resync request */
+  run(name: string, signal?: AbortSignal): Promise<void>
+  close(): void
+  readonly dead: Error | null
+}
+
+/**
+ * probeScript as a loop: the request "p" takes a sample; each `extra` name runs its shell line
+ * (output discarded); anything else, or EOF, ends the loop.
+ */
+export function probeLoopScript(o: ProbeOptions, extra: Record<string, string> = {}): string {
+  for (const k of Object.keys(extra)) if (!/^[a-z][a-z0-9-]*$/.test(k) || k === 'p') throw new HafwError(`probe loop: bad command name ${JSON.stringify(k)}`)
+  const cases = Object.entries(extra).map(([k, line]) => `  ${k}) { ${line}; } >/dev/null 2>&1; echo @@end ;;`)
+  return ['p() {', probeScript(o).trimEnd(), '}', 'while IFS= read -r req; do', '  case $req in', '  p) p ;;', ...cases, '  *) exit 2 ;;', '  esac', 'done', ''].join('\n')
+}
+
+export async function openProbeLoop(s: Session, o: ProbeOptions, extra: Record<string, string> = {}): Promise<ProbeLoop> {
+  const loop = await s.openLoop(probeLoopScript(o, extra))
+  return {
+    probe: async (signal) => parseProbe(await loop.ask('p', { timeoutMs: 20_000, ...(signal ? { signal } : {}) }), Date.now(), o),
+    run: async (name, signal) => void (await loop.ask(name, { timeoutMs: 20_000, ...(signal ? { signal } : {}) })),
+    close: () => loop.close(),
+    get dead() {
+      return loop.dead
+    },
   }
 }
 
