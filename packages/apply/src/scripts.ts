@@ -68,8 +68,9 @@ const writeFile = (target: string, content: string) => `printf '%s' ${q(content)
  */
 export function stageScript(s: StageSpec): string {
   const W = `"$G/${s.gen}.tmp"`
-  const L: string[] = [...HEAD, ...lockedLines(s.fence), 'set -e', `rm -rf ${W}`, `mkdir -p ${W}/files ${W}/before`]
-  L.push(`mkdir -p ${[...new Set(s.files.map((f) => `${W}/files${q(dirname(f.path))}`))].join(' ')}`)
+  // (one program per step where the shell alone cannot do it: each start costs milliseconds of CPU)
+  const L: string[] = [...HEAD, ...lockedLines(s.fence), 'set -e', `[ ! -e ${W} ] || rm -rf ${W}`]
+  L.push(`mkdir -p ${W}/before ${[...new Set(s.files.map((f) => `${W}/files${q(dirname(f.path))}`))].join(' ')}`)
   for (const f of s.files) L.push(writeFile(`${W}/files${q(f.path)}`, f.content))
   L.push(writeFile(`${W}/manifest.json`, s.manifestJson), writeFile(`${W}/rollback.sh`, s.rollback), `: > ${W}/absent`)
   if (s.prev !== null) L.push(`echo ${s.prev} > ${W}/prev`)
@@ -78,10 +79,18 @@ export function stageScript(s: StageSpec): string {
       ? `iptables-save > ${W}/ruleset.save 2>/dev/null || true; ip6tables-save > ${W}/ruleset6.save 2>/dev/null || true`
       : `nft list ruleset > ${W}/ruleset.save 2>/dev/null || true`,
   )
+  // the changed files as they are, in one copy (GNU cp --parents: before/<path>); the new ones listed in "absent"
+  if (s.changes.length) {
+    L.push(
+      'set --',
+      `for p in ${s.changes.map((c) => q(c.path)).join(' ')}; do if [ -e "$p" ]; then set -- "$@" "$p"; else printf '%s\\n' "$p" >> ${W}/absent; fi; done`,
+      // from / : coreutils 9.1 resolves the parents it preserves against the working directory
+      `[ $# -eq 0 ] || ( cd / && cp -p --parents -- "$@" ${W}/before )`,
+    )
+  }
   const staged: string[] = []
   for (const c of s.changes) {
     const p = q(c.path)
-    L.push(`if [ -e ${p} ]; then mkdir -p ${W}/before${q(dirname(c.path))}; cp -p -- ${p} ${W}/before${p}; else echo ${p} >> ${W}/absent; fi`)
     if (c.change === 'metadata') continue
     const st = q(stagedPath(c.path, s.gen))
     const [user, group] = c.owner.split(':')
@@ -250,7 +259,9 @@ export function confirmScript(gen: number, backend: Backend, fence?: number): st
     `mkdir -p ${D}/live`,
     ...LIVE_KINDS.map((k) => `live_${k} > ${D}/live/${k}`),
     `echo ${gen} > ${NODE_DIR}/current.tmp && mv -f ${NODE_DIR}/current.tmp ${NODE_DIR}/current`,
-    `ls "$G" | grep -E '^[0-9]+$' | sort -n | head -n -${KEEP_GENERATIONS} | while read -r old; do rm -rf "$G/$old"; done`,
+    // all but the newest KEEP_GENERATIONS, with builtins (a handful of directories)
+    `set --; for d in "$G"/*; do g=\${d##*/}; case $g in ''|*[!0-9]*) continue ;; esac; set -- "$@" "$g"; done`,
+    `for g in "$@"; do n=0; for h in "$@"; do [ "$h" -gt "$g" ] && n=$((n + 1)); done; [ $n -lt ${KEEP_GENERATIONS} ] || rm -rf "$G/$g"; done`,
     `sync -- ${NODE_DIR}`,
     'echo confirmed',
   ].join('\n') + '\n'
