@@ -4,9 +4,10 @@ import { closeSync, existsSync, openSync } from 'node:fs'
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { setMaxListeners } from 'node:events'
 import { connect } from 'node:net'
+import { availableParallelism } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { exec, HafwError, reporter, throwIfAborted, type Progress } from '@hafw/core'
+import { exec, HafwError, mapLimit, reporter, throwIfAborted, type Progress } from '@hafw/core'
 import { inSubnet, ipToNum, parseCidr, type Cidr, type Model } from '@hafw/inventory'
 import { alive, childrenOf, comm, LAB_TOOLS, procRef, removeTree, requireRoot, requireTools, sleep } from './host.js'
 import { fingerprint, sshArgv, type Overlay, type OverlayEntry } from './overlay.js'
@@ -18,6 +19,8 @@ import { teardown } from './down.js'
 /** The probe responder, shipped as plain JS next to src/ and dist/. */
 const ECHO_SCRIPT = fileURLToPath(new URL('../assets/echo.mjs', import.meta.url))
 const BOOT_TIMEOUT_MS = 120_000
+/** hosts booting at once: enough to keep two cores busy, few enough that each gets CPU */
+const BOOT_PARALLEL = Math.max(8, 4 * availableParallelism())
 
 export interface LabUpResult {
   site: string
@@ -294,6 +297,8 @@ export async function labUp(model: Model, progress: Progress, signal: AbortSigna
   const sig = AbortSignal.any([signal, failed.signal])
   // every host's and probe's boot wait listens on it at once (one each, removed when done)
   setMaxListeners(0, sig)
+  // state writes during the boot, one at a time (and done before the teardown writes its own)
+  let saving = Promise.resolve()
   try {
     log.info(`${s.hosts.length} host(s), ${s.probes.length} probe(s), ${plan.segments.length} segment(s); management ${s.mgmtSubnet} via ${s.rootPort}`)
     await exec('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `hafw-lab-${s.site}`, '-f', s.identity])
@@ -307,18 +312,33 @@ export async function labUp(model: Model, progress: Progress, signal: AbortSigna
     await wire(s, plan, save)
     throwIfAborted(signal)
 
-    // Boot every host at once; probes start meanwhile.
-    const tBoot = Date.now()
-    for (const h of s.hosts) startHost(h, s.rootfs)
+    // Probes start at once (a process each); hosts boot BOOT_PARALLEL at a time: a hundred
+    // systemd boots at once on two cores leave some without CPU for minutes, and a boot's
+    // deadline counts from its own start.
     for (const p of s.probes) startProbe(p)
-    for (const x of [...s.hosts.map((h) => h.nspawn), ...s.probes.map((p) => p.proc)]) await pinStart(x)
+    for (const p of s.probes) await pinStart(p.proc)
     await save()
-    log.info(`booting ${s.hosts.map((h) => h.name).join(', ')}`)
+    const saveSoon = () => (saving = saving.then(save, save))
+    let bootError: unknown
+    log.info(`booting ${s.hosts.map((h) => h.name).join(', ')}${s.hosts.length > BOOT_PARALLEL ? ` (${BOOT_PARALLEL} at a time)` : ''}`)
     await Promise.all([
-      ...s.hosts.map(async (h) => {
-        await waitHost(h, entries[h.name]!, sig)
-        h.bootMs = Date.now() - tBoot
-        reporter(progress, `${s.site}/${h.name}`).info(`up in ${(h.bootMs / 1000).toFixed(1)} s (sshd active at ${entries[h.name]!.host})`)
+      mapLimit(s.hosts, BOOT_PARALLEL, async (h) => {
+        if (sig.aborted) return
+        try {
+          const tBoot = Date.now()
+          startHost(h, s.rootfs)
+          await pinStart(h.nspawn)
+          await saveSoon()
+          await waitHost(h, entries[h.name]!, sig)
+          h.bootMs = Date.now() - tBoot
+          reporter(progress, `${s.site}/${h.name}`).info(`up in ${(h.bootMs / 1000).toFixed(1)} s (sshd active at ${entries[h.name]!.host})`)
+        } catch (e) {
+          // the others stop waiting; none starts after this
+          bootError ??= e
+          failed.abort(e)
+        }
+      }).then(() => {
+        if (bootError) throw bootError
       }),
       ...s.probes.map(async (p) => {
         await waitProbe(p, sig)
@@ -332,6 +352,7 @@ export async function labUp(model: Model, progress: Progress, signal: AbortSigna
     await save()
   } catch (e) {
     failed.abort(e)
+    await saving.catch(() => undefined)
     s.phase = 'failed'
     await save().catch(() => undefined)
     log.warn(`lab up failed; removing what it made`)

@@ -1,5 +1,5 @@
 import { dirname } from 'node:path'
-import { HafwError, reporter, throwIfAborted, type Operation } from '@hafw/core'
+import { HafwError, mapLimit, reporter, throwIfAborted, type Operation } from '@hafw/core'
 import type { HostModel, Model, NodeModel, PairModel } from '@hafw/inventory'
 import { manifest, renderInventory, type RenderedNode } from '@hafw/render'
 import { connect, type ConnectOptions, type Session } from '@hafw/transport'
@@ -39,17 +39,6 @@ export async function planOverSession(s: Session, owner: Pick<PairModel, 'firewa
   const { paths, units } = readSpec(n)
   const state = await readNodeState(s, paths, units, owner.firewall.backend, signal)
   return { plan: planNode(n, state), state }
-}
-
-/** Run fn over items, at most `limit` at once, in order of the items. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T, i: number) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length)
-  let next = 0
-  const worker = async () => {
-    for (let i = next++; i < items.length; i = next++) out[i] = await fn(items[i]!, i)
-  }
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker))
-  return out
 }
 
 /**
