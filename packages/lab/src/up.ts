@@ -125,6 +125,36 @@ async function tail(file: string, lines = 8): Promise<string> {
   return t.trim().split('\n').slice(-lines).join('\n')
 }
 
+/*
+ * Each host's systemd, logind and dbus-daemon hold about 6 inotify instances, all counted
+ * against root's fs.inotify.max_user_instances (128 by default): past about 20 hosts the next
+ * ones stall in their boot and never start sshd. Raise it to what the machine uses now plus
+ * INOTIFY_PER_HOST for each new host (never lower it; it stays raised after lab down, like a
+ * loaded module: other labs may be using it).
+ */
+const INOTIFY_LIMIT = '/proc/sys/fs/inotify/max_user_instances'
+const INOTIFY_PER_HOST = 12
+
+async function inotifyInUse(): Promise<number> {
+  const { readdir, readlink } = await import('node:fs/promises')
+  let n = 0
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue
+    const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[])
+    for (const fd of fds) if ((await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')) === 'anon_inode:inotify') n++
+  }
+  return n
+}
+
+async function ensureInotify(hosts: number, log: ReturnType<typeof reporter>): Promise<void> {
+  const cur = Number((await readFile(INOTIFY_LIMIT, 'utf8').catch(() => '')).trim())
+  if (!Number.isFinite(cur) || cur <= 0) return
+  const need = (await inotifyInUse()) + INOTIFY_PER_HOST * hosts + 32
+  if (cur >= need) return
+  await writeFile(INOTIFY_LIMIT, `${need}\n`)
+  log.info(`raised fs.inotify.max_user_instances from ${cur} to ${need} for ${hosts} hosts (each host's systemd, logind and dbus hold about 6)`)
+}
+
 /** Whether an SSH server answers with its banner. */
 function sshBanner(host: string, port: number): Promise<boolean> {
   return new Promise((res) => {
@@ -315,6 +345,7 @@ export async function labUp(model: Model, progress: Progress, signal: AbortSigna
     // Probes start at once (a process each); hosts boot BOOT_PARALLEL at a time: a hundred
     // systemd boots at once on two cores leave some without CPU for minutes, and a boot's
     // deadline counts from its own start.
+    await ensureInotify(s.hosts.length, log)
     for (const p of s.probes) startProbe(p)
     for (const p of s.probes) await pinStart(p.proc)
     await save()
