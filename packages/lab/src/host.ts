@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs'
 import { readFile, readdir, rm } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { exec, HafwError, sleep, which } from '@hafw/core'
@@ -146,4 +147,37 @@ export async function removeTree(dir: string): Promise<void> {
   const left = await mountsUnder(dir)
   if (left.length) throw new HafwError(`not removing ${dir}: still mounted there: ${left.join(', ')}`)
   await rm(dir, { recursive: true, force: true })
+}
+
+/*
+ * The systemd of each lab host needs a cgroup tree of its own. systemd-nspawn puts its payload
+ * in "payload" under the cgroup it was started in; started by hafw from one cgroup, every host
+ * got the same one (/payload), so a hundred systemds made and removed the same
+ * system.slice/<unit> directories, and a unit could fail to start with 219/CGROUP ("Failed to
+ * attach to cgroup ...: No such file or directory") when another host's systemd removed the
+ * directory between its mkdir and the attach: a few per hundred hosts started at once, under
+ * load. Each host now starts in a cgroup of its own (legacy layout, LAB.md), when this machine
+ * has a name=systemd hierarchy.
+ */
+const HIERARCHIES = ['/sys/fs/cgroup/systemd', '/sys/fs/cgroup/unified']
+export const LAB_CGROUPS = HIERARCHIES.map((h) => `${h}/hafw-lab`)
+
+/**
+ * Where host `netns` runs: its cgroup in the name=systemd hierarchy and in the unified one
+ * beside it (nspawn takes its own cgroup path from the unified one, and makes payload and
+ * supervisor at that path in both); none on a machine without a name=systemd hierarchy.
+ */
+export function hostCgroups(netns: string): string[] {
+  if (!existsSync(`${HIERARCHIES[0]}/cgroup.procs`)) return []
+  return HIERARCHIES.filter((h) => existsSync(`${h}/cgroup.procs`)).map((h) => `${h}/hafw-lab/${netns}`)
+}
+
+/** Remove a cgroup and everything under it (deepest first: cgroups are removed by rmdir); true when gone. */
+export async function removeCgroup(dir: string): Promise<boolean> {
+  const { rmdir } = await import('node:fs/promises')
+  const kids = await readdir(dir, { withFileTypes: true }).catch(() => null)
+  if (kids === null) return !existsSync(dir)
+  for (const k of kids) if (k.isDirectory()) await removeCgroup(`${dir}/${k.name}`)
+  await rmdir(dir).catch(() => undefined)
+  return !existsSync(dir)
 }

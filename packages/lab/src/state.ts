@@ -17,6 +17,8 @@ export interface HostState extends HostPlan {
   nspawn?: ProcRef
   /** PID 1 of the container, for nsenter */
   init?: ProcRef
+  /** the host's own cgroups (host.ts hostCgroups), removed by lab down */
+  cgroups?: string[]
   hostKey?: { public: string; fingerprint: string }
   bootMs?: number
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { spawn } from 'node:child_process'
-import { closeSync, existsSync, openSync } from 'node:fs'
+import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs'
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { setMaxListeners } from 'node:events'
 import { connect } from 'node:net'
@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { exec, HafwError, mapLimit, reporter, throwIfAborted, type Progress } from '@hafw/core'
 import { inSubnet, ipToNum, parseCidr, type Cidr, type Model } from '@hafw/inventory'
-import { alive, childrenOf, comm, LAB_TOOLS, procRef, removeTree, requireRoot, requireTools, sleep } from './host.js'
+import { alive, childrenOf, comm, hostCgroups, LAB_TOOLS, procRef, removeTree, requireRoot, requireTools, sleep } from './host.js'
 import { fingerprint, sshArgv, type Overlay, type OverlayEntry } from './overlay.js'
 import { hostIpLines, hostSysctls, IPV6_NS_SYSCTLS, MGMT_BASE, MGMT_PREFIX, planLab, probeIpLines, type LabPlan } from './plan.js'
 import { ensureRootfs } from './rootfs.js'
@@ -97,9 +97,15 @@ function startHost(h: HostState, rootfs: string): void {
   // Flags that work on this machine (LAB.md): PID 1 here is not systemd, so no registration,
   // no unit of its own, legacy cgroup layout; CAP_NET_ADMIN so keepalived can add VIPs.
   // SYSTEMD_NSPAWN_LOCK=0: every host boots the same read-only image through its own overlay.
+  // its own cgroups first (hostCgroups): the shell moves itself there, then becomes systemd-nspawn
+  const cgs = hostCgroups(h.netns)
+  for (const cg of cgs) mkdirSync(cg, { recursive: true })
+  if (cgs.length) h.cgroups = cgs
+  const [cmd, pre] = cgs.length ? ['/bin/sh', ['-c', 'for d in $HAFW_CGROUPS; do echo $$ > "$d/cgroup.procs" || exit 1; done; exec systemd-nspawn "$@"', 'hafw-lab']] : ['systemd-nspawn', []]
   const child = spawn(
-    'systemd-nspawn',
+    cmd,
     [
+      ...pre,
       '-D', rootfs, `--overlay=${rootfs}:${h.upper}:/`,
       `--network-namespace-path=/run/netns/${h.netns}`,
       '--capability=CAP_NET_ADMIN,CAP_NET_RAW',
@@ -111,7 +117,7 @@ function startHost(h: HostState, rootfs: string): void {
       stdio: ['ignore', out, out],
       // API_VFS_WRITABLE=network: /proc/sys/net writable inside, so `sysctl -p` of the rendered
       // sysctls works on the node as on a real host (the netns is the host's own anyway).
-      env: { ...process.env, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY: '0', SYSTEMD_NSPAWN_LOCK: '0', SYSTEMD_COLORS: '0', SYSTEMD_NSPAWN_API_VFS_WRITABLE: 'network' },
+      env: { ...process.env, HAFW_CGROUPS: cgs.join(' '), SYSTEMD_NSPAWN_UNIFIED_HIERARCHY: '0', SYSTEMD_NSPAWN_LOCK: '0', SYSTEMD_COLORS: '0', SYSTEMD_NSPAWN_API_VFS_WRITABLE: 'network' },
     },
   )
   child.unref()
