@@ -72,21 +72,17 @@ export interface GateInput {
   node: string
   /** nodes on the new configuration (this one and those done before it) */
   updated: string[]
-  sessions: Record<string, Session>
-  units: Record<string, string[]>
-  /** open a brand-new connection to the node, run `true`, close */
+  /** the pair's probe loops (gateLoops), kept across its gates */
+  loops: ProbeLoops
+  /** open a brand-new connection to the node and log in */
   reconnect: () => Promise<void>
   timeoutMs: number
   signal: AbortSignal
-  /** conntrackd.conf on the nodes (default SYNC_CONF) */
-  conntrackdConf?: string
   /** conntrackd (re)started on the node: its counters began at zero then */
   restarted?: boolean
-  /** after the first sample, ask the peer for a resync with this conntrackd.conf (see resyncLine) */
-  resync?: string
+  /** after the first sample, ask the peer for a resync (the loops' "resync" request, see gateLoops) */
+  resync?: boolean
   onWait?: (why: string) => void
-  /** probe loops kept across gates (default: this gate's own) */
-  loops?: ProbeLoops
 }
 
 export interface GateResult {
@@ -105,7 +101,7 @@ export interface GateResult {
 /** What every gate needs besides its own sampler. */
 export interface GateBase {
   node: string
-  /** open a brand-new connection to the node, run `true`, close */
+  /** open a brand-new connection to the node and log in */
   reconnect: () => Promise<void>
   timeoutMs: number
   signal: AbortSignal
@@ -143,48 +139,72 @@ async function gateLoop(g: GateBase, sample: () => Promise<SampleVerdict>, after
   return { ok: true, problems: [], ...base, ...(verdict.note ? { note: verdict.note } : {}) }
 }
 
+/** What a node's gate samples read, and the shell lines its loop runs by name besides. */
+export interface LoopSpec {
+  o: ProbeOptions
+  extra?: Record<string, string>
+}
+
 /**
- * The gates' probe loops (verify's openProbeLoop), one per node and options, opened on first
- * use and kept until close(): a pair's two gates sample both nodes, so a rollout opens two
- * channels per pair for all its samples. A loop that failed is opened again at the next use.
+ * The gates' probe loops (verify's openProbeLoop), one per node, opened on first use and kept
+ * until close(): a pair's two gates sample both nodes, so a rollout opens one channel per node
+ * for all its samples. A loop that failed is opened again at the next use.
  */
 export class ProbeLoops {
-  private readonly loops = new Map<string, { key: string; loop: Promise<ProbeLoop> }>()
-  constructor(private readonly sessions: Record<string, Session>) {}
+  private readonly loops = new Map<string, Promise<ProbeLoop>>()
+  constructor(
+    private readonly sessions: Record<string, Session>,
+    private readonly spec: (node: string) => LoopSpec,
+  ) {}
 
-  private async get(node: string, o: ProbeOptions, extra: Record<string, string>): Promise<ProbeLoop> {
-    const key = JSON.stringify([o, extra])
-    let e = this.loops.get(node)
-    if (e && e.key === key && (await e.loop.catch(() => null))?.dead) e = undefined
-    if (!e || e.key !== key) {
-      if (e) void e.loop.then((l) => l.close(), () => undefined)
-      e = { key, loop: openProbeLoop(this.sessions[node]!, o, extra) }
-      this.loops.set(node, e)
+  private async get(node: string): Promise<ProbeLoop> {
+    let loop = this.loops.get(node)
+    if (!loop || (await loop.catch(() => null))?.dead !== null) {
+      const { o, extra } = this.spec(node)
+      loop = openProbeLoop(this.sessions[node]!, o, extra)
+      this.loops.set(node, loop)
     }
-    return e.loop
+    return loop
   }
 
-  async probe(node: string, o: ProbeOptions, extra: Record<string, string>, signal: AbortSignal): Promise<NodeProbe> {
-    return (await this.get(node, o, extra)).probe(signal)
+  async probe(node: string, signal: AbortSignal): Promise<NodeProbe> {
+    return (await this.get(node)).probe(signal)
   }
 
-  async run(node: string, o: ProbeOptions, extra: Record<string, string>, name: string, signal: AbortSignal): Promise<void> {
-    return (await this.get(node, o, extra)).run(name, signal)
+  async run(node: string, name: string, signal: AbortSignal): Promise<void> {
+    return (await this.get(node)).run(name, signal)
   }
 
   close(): void {
-    for (const e of this.loops.values()) void e.loop.then((l) => l.close(), () => undefined)
+    for (const l of this.loops.values()) void l.then((x) => x.close(), () => undefined)
     this.loops.clear()
   }
 }
 
+/**
+ * The probe loops of a pair's gates (a host's when `pair` is null): each node's units, VRRP
+ * addresses and, with sync, conntrackd's counters over `conf(node)`; in a mode that can resync,
+ * the request "resync", bounded on the node (ending the loop's channel would not end a
+ * conntrackd that hangs).
+ */
+export function gateLoops(sessions: Record<string, Session>, pair: PairModel | null, units: Record<string, string[]>, conf: (node: string) => string | undefined): ProbeLoops {
+  return new ProbeLoops(sessions, (n) => {
+    if (!pair) return { o: { units: units[n] ?? [], brief: true, rules: true } }
+    const c = conf(n) ?? SYNC_CONF
+    return {
+      o: { units: units[n] ?? [], brief: true, ...(pair.conntrack_sync ? { conntrackdConf: c } : {}) },
+      ...(pair.conntrack_sync && pair.conntrack_sync.mode !== 'alarm' ? { extra: { resync: `timeout 10 ${resyncLine(c)}` } } : {}),
+    }
+  })
+}
+
 /** Probe every named node at once over its loop; errors become problems. */
-async function probeAll(loops: ProbeLoops, names: string[], opts: (n: string) => ProbeOptions, extra: Record<string, string>, signal: AbortSignal): Promise<{ probes: Record<string, NodeProbe>; errors: string[] }> {
+async function probeAll(loops: ProbeLoops, names: string[], signal: AbortSignal): Promise<{ probes: Record<string, NodeProbe>; errors: string[] }> {
   const probes: Record<string, NodeProbe> = {}
   const errors: string[] = []
   await Promise.all(
     names.map((n) =>
-      loops.probe(n, opts(n), extra, signal).then(
+      loops.probe(n, signal).then(
         (p) => void (probes[n] = p),
         (e: Error) => void errors.push(`${n}: ${e.message}`),
       ),
@@ -193,39 +213,23 @@ async function probeAll(loops: ProbeLoops, names: string[], opts: (n: string) =>
   return { probes, errors }
 }
 
-/** With the caller's loops, or loops of its own for this gate alone. */
-async function withLoops<T>(sessions: Record<string, Session>, given: ProbeLoops | undefined, fn: (l: ProbeLoops) => Promise<T>): Promise<T> {
-  const loops = given ?? new ProbeLoops(sessions)
-  try {
-    return await fn(loops)
-  } finally {
-    if (!given) loops.close()
-  }
-}
-
 /** Sample both nodes of the pair until every condition holds twice in a row, or the time is up. */
 export function healthGate(g: GateInput): Promise<GateResult> {
   const names = g.pair.nodes.map((n) => n.name)
-  const conf = g.conntrackdConf ?? SYNC_CONF
-  const opts = (n: string): ProbeOptions => ({ units: g.units[n] ?? [], brief: true, ...(g.pair.conntrack_sync ? { conntrackdConf: conf } : {}) })
-  // bounded on the node: ending the loop's channel would not end a conntrackd that hangs
-  const extra: Record<string, string> = g.pair.conntrack_sync ? { resync: `timeout 10 ${resyncLine(conf)}` } : {}
   // A restarted conntrackd counts from zero: anything received proves the link into it. The
   // peer's baseline is its first sample, taken before the resync request reaches it.
   const watch: SyncWatch = g.restarted ? { [g.node]: { base: 0, last: 0 } } : {}
   let master: string | null = null
-  return withLoops(g.sessions, g.loops, (loops) => {
-    const sample = async (): Promise<SampleVerdict> => {
-      const { probes, errors } = await probeAll(loops, names, opts, extra, g.signal)
-      const v = errors.length ? { problems: errors, master } : judgeSample(g.pair, g.node, g.updated, probes, watch)
-      master = v.master
-      return v
-    }
-    // Sync messages cross the link now, not with the next ALIVE (about 1 s), and the restarted
-    // daemon's empty external cache is filled again. A failure shows in the samples.
-    const resync = g.resync ? () => loops.run(g.node, opts(g.node), extra, 'resync', g.signal).catch(() => undefined) : undefined
-    return gateLoop(g, sample, resync)
-  })
+  const sample = async (): Promise<SampleVerdict> => {
+    const { probes, errors } = await probeAll(g.loops, names, g.signal)
+    const v = errors.length ? { problems: errors, master } : judgeSample(g.pair, g.node, g.updated, probes, watch)
+    master = v.master
+    return v
+  }
+  // Sync messages cross the link now, not with the next ALIVE (about 1 s), and the restarted
+  // daemon's empty external cache is filled again. A failure shows in the samples.
+  const resync = g.resync ? () => g.loops.run(g.node, 'resync', g.signal).catch(() => undefined) : undefined
+  return gateLoop(g, sample, resync)
 }
 
 /** A policy-routing host's fwmark rules as `ip -4 rule show` prints them (table by name or number). */
@@ -243,21 +247,17 @@ export function judgeHostSample(host: Pick<HostModel, 'name' | 'pbr'>, p: NodePr
 
 export interface HostGateInput extends GateBase {
   host: HostModel
-  session: Session
-  units: string[]
-  loops?: ProbeLoops
+  /** the host's probe loop (gateLoops with no pair) */
+  loops: ProbeLoops
 }
 
 /** A single host (no VRRP, no sync): its units active and its fwmark rules in place, twice in a row; SSH through a new connection. */
 export function hostGate(g: HostGateInput): Promise<GateResult> {
-  const sessions = { [g.node]: g.session }
-  return withLoops(sessions, g.loops, (loops) => {
-    const sample = async (): Promise<SampleVerdict> => {
-      const { probes, errors } = await probeAll(loops, [g.node], () => ({ units: g.units, brief: true, rules: true }), {}, g.signal)
-      return errors.length ? { problems: errors, master: null } : judgeHostSample(g.host, probes[g.node]!)
-    }
-    return gateLoop(g, sample)
-  })
+  const sample = async (): Promise<SampleVerdict> => {
+    const { probes, errors } = await probeAll(g.loops, [g.node], g.signal)
+    return errors.length ? { problems: errors, master: null } : judgeHostSample(g.host, probes[g.node]!)
+  }
+  return gateLoop(g, sample)
 }
 
 export function gateError(node: string, r: GateResult): HafwError {

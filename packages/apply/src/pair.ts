@@ -5,7 +5,7 @@ import { openNode, planNode, readNodeState, readSpec } from '@hafw/plan'
 import { renderInventory, type RenderedNode } from '@hafw/render'
 import { withSession, type Session } from '@hafw/transport'
 import { parseAddrs, vipHolders } from '@hafw/verify'
-import { gateError, healthGate, hostGate, ProbeLoops, type GateResult } from './gate.js'
+import { gateError, gateLoops, healthGate, hostGate, type GateResult, type ProbeLoops } from './gate.js'
 import { decideOrder } from './order.js'
 import { restartsConntrackd } from './scripts.js'
 import { confirm, conntrackdConfOf, discard, parseMarker, pollRolledBack, readGeneration, resyncConf, rollbackNow, stage, swap, type NodeCtx, type RollbackReport } from './node.js'
@@ -110,8 +110,7 @@ export const applyPair: Operation<ApplyInput, PairApplyResult> = async (input, p
   const model: Model = { version: 1, site: input.site, source: input.source, pairs: pair ? [pair] : [], hosts: host ? [host] : [] }
   const log = reporter(progress, name)
   const sessions: Record<string, Session> = {}
-  // Both gates of the pair sample over the same probe loops: one channel per node, not one per sample.
-  const loops = new ProbeLoops(sessions)
+  let loops: ProbeLoops | undefined
   const result: PairApplyResult = { pair: name, ...(host ? { host: true } : {}), ok: false, noop: false, order: [], why: '', handover: false, master: null, nodes: [], ms: 0 }
   const fail = (msg: string, transient = false): never => {
     result.ms = Date.now() - t0
@@ -188,6 +187,8 @@ export const applyPair: Operation<ApplyInput, PairApplyResult> = async (input, p
 
     const reconnect = <T>(node: string, fn: (s: Session) => Promise<T>) => withSession(nodes.find((x) => x.name === node)!.ssh, fn, { name: node, baseDir: dirname(input.source), signal })
     const units = Object.fromEntries(ctxs.map((c) => [c.name, readSpec(c.target).units]))
+    // Both gates of the pair sample over the same probe loops: one channel per node, not one per sample.
+    loops = gateLoops(sessions, pair, units, (n) => conntrackdConfOf(ctx(n).target))
     const done: NodeCtx[] = []
     for (const node of decision.order) {
       throwIfAborted(signal)
@@ -206,7 +207,6 @@ export const applyPair: Operation<ApplyInput, PairApplyResult> = async (input, p
         extraStart = ['keepalived.service']
       }
       nlog.info(`generation ${c.gen}: ${c.plan.files.length} file(s), ${out(node).steps.join(', ') || 'no service action'}; rollback armed for ${o.confirmTimeoutS} s`)
-      const conntrackdConf = conntrackdConfOf(c.target)
       const sw = await swap(c, o.confirmTimeoutS, extraStart, signal)
       nlog.debug(`phase: swapped in ${Date.now() - t1} ms (${sw.steps.map((x) => `${x.step} ${x.ms} ms`).join(', ')})`)
       let why: string | undefined
@@ -227,13 +227,10 @@ export const applyPair: Operation<ApplyInput, PairApplyResult> = async (input, p
               ...common,
               pair,
               updated: [...done.map((d) => d.name), node],
-              sessions,
               loops,
-              units,
-              ...(conntrackdConf ? { conntrackdConf } : {}),
-              ...(restartsConntrackd(c.plan.steps, [...c.plan.start, ...extraStart]) ? { restarted: true, resync: resyncConf(c, pair) } : {}),
+              ...(restartsConntrackd(c.plan.steps, [...c.plan.start, ...extraStart]) ? { restarted: true, resync: resyncConf(c, pair) !== undefined } : {}),
             })
-          : await hostGate({ ...common, host: host!, session: sessions[node]!, units: units[node] ?? [], loops })
+          : await hostGate({ ...common, host: host!, loops })
         out(node).gateMs = gate.ms
         nlog.debug(`phase: health gate ${gate.ok ? 'passed' : 'failed'} in ${gate.ms} ms (${gate.samples} samples)`)
         result.master = gate.master
@@ -258,7 +255,7 @@ export const applyPair: Operation<ApplyInput, PairApplyResult> = async (input, p
     Object.assign(result, { ok: true, ms: Date.now() - t0 })
     return result
   } finally {
-    loops.close()
+    loops?.close()
     await Promise.all(Object.values(sessions).map((s) => s.close()))
   }
 }

@@ -1,6 +1,6 @@
 import { dirname, basename } from 'node:path'
 import type { RenderedFile } from '@hafw/render'
-import { fenceLines, GENERATIONS, liveFunctions, lockedLines, NODE_DIR, LIVE_KINDS, type Backend, type FileChange, type ServiceStep } from '@hafw/plan'
+import { fenceLines, forEachGeneration, GENERATIONS, liveFunctions, lockedLines, NODE_DIR, LIVE_KINDS, type Backend, type FileChange, type ServiceStep } from '@hafw/plan'
 import { shellQuote as q } from '@hafw/transport'
 
 /*
@@ -260,7 +260,7 @@ export function confirmScript(gen: number, backend: Backend, fence?: number): st
     ...LIVE_KINDS.map((k) => `live_${k} > ${D}/live/${k}`),
     `echo ${gen} > ${NODE_DIR}/current.tmp && mv -f ${NODE_DIR}/current.tmp ${NODE_DIR}/current`,
     // all but the newest KEEP_GENERATIONS, with builtins (a handful of directories)
-    `set --; for d in "$G"/*; do g=\${d##*/}; case $g in ''|*[!0-9]*) continue ;; esac; set -- "$@" "$g"; done`,
+    `set --; ${forEachGeneration('set -- "$@" "$g"')}`,
     `for g in "$@"; do n=0; for h in "$@"; do [ "$h" -gt "$g" ] && n=$((n + 1)); done; [ $n -lt ${KEEP_GENERATIONS} ] || rm -rf "$G/$g"; done`,
     `sync -- ${NODE_DIR}`,
     'echo confirmed',

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs'
+import { rmdir } from 'node:fs/promises'
 import { exec, HafwError, reporter, type Progress } from '@hafw/core'
-import { alive, childrenOf, comm, LAB_CGROUPS, procRef, removeCgroup, removeTree, requireRoot, sleep, stopProc } from './host.js'
+import { alive, childrenOf, comm, LAB_CGROUPS, procRef, removeCgroup, removeTree, requireRoot, stopProc } from './host.js'
 import { labSites, readState, siteDir, writeState, type HostState, type LabState } from './state.js'
 
 export interface LabDownResult {
@@ -46,16 +47,8 @@ export async function teardown(state: LabState, progress: Progress): Promise<voi
   }
   log.debug(`links and namespaces removed in ${Date.now() - t0} ms`)
   for (const h of state.hosts) if (await alive(h.nspawn)) problems.push(`host ${h.name}: systemd-nspawn ${h.nspawn!.pid} did not stop`)
-  // (a process that just exited may keep its cgroup busy a moment longer)
-  for (const h of state.hosts) {
-    for (const cg of h.cgroups ?? []) {
-      let gone = await removeCgroup(cg)
-      for (let i = 0; !gone && i < 40; i++) gone = await sleep(50).then(() => removeCgroup(cg))
-      if (!gone) problems.push(`host ${h.name}: cgroup ${cg} is not empty`)
-    }
-  }
+  for (const h of state.hosts) for (const cg of h.cgroups ?? []) if (!(await removeCgroup(cg))) problems.push(`host ${h.name}: cgroup ${cg} is not empty`)
   // the parents go with the last lab's hosts (another lab's keep them busy: rmdir refuses)
-  const { rmdir } = await import('node:fs/promises')
   for (const p of LAB_CGROUPS) await rmdir(p).catch(() => undefined)
   if (problems.length) {
     await writeState(state)

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs'
-import { readFile, readdir, rm } from 'node:fs/promises'
+import { readFile, readdir, rm, rmdir } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { exec, HafwError, sleep, which } from '@hafw/core'
 
@@ -172,12 +172,18 @@ export function hostCgroups(netns: string): string[] {
   return HIERARCHIES.filter((h) => existsSync(`${h}/cgroup.procs`)).map((h) => `${h}/hafw-lab/${netns}`)
 }
 
-/** Remove a cgroup and everything under it (deepest first: cgroups are removed by rmdir); true when gone. */
-export async function removeCgroup(dir: string): Promise<boolean> {
-  const { rmdir } = await import('node:fs/promises')
-  const kids = await readdir(dir, { withFileTypes: true }).catch(() => null)
-  if (kids === null) return !existsSync(dir)
-  for (const k of kids) if (k.isDirectory()) await removeCgroup(`${dir}/${k.name}`)
-  await rmdir(dir).catch(() => undefined)
-  return !existsSync(dir)
+/**
+ * Remove a cgroup and everything under it (deepest first: cgroups are removed by rmdir); true
+ * when gone. A process that just exited may keep its cgroup busy a moment: tried for `waitMs`.
+ */
+export async function removeCgroup(dir: string, waitMs = 2000): Promise<boolean> {
+  const rmTree = async (d: string): Promise<void> => {
+    for (const k of await readdir(d, { withFileTypes: true }).catch(() => [])) if (k.isDirectory()) await rmTree(`${d}/${k.name}`)
+    await rmdir(d).catch(() => undefined)
+  }
+  for (const until = Date.now() + waitMs; ; await sleep(50)) {
+    await rmTree(dir)
+    if (!existsSync(dir)) return true
+    if (Date.now() > until) return false
+  }
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { spawn } from 'node:child_process'
 import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs'
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, readdir, readFile, readlink, writeFile } from 'node:fs/promises'
 import { setMaxListeners } from 'node:events'
 import { connect } from 'node:net'
 import { availableParallelism } from 'node:os'
@@ -142,7 +142,6 @@ const INOTIFY_LIMIT = '/proc/sys/fs/inotify/max_user_instances'
 const INOTIFY_PER_HOST = 12
 
 async function inotifyInUse(): Promise<number> {
-  const { readdir, readlink } = await import('node:fs/promises')
   let n = 0
   for (const pid of await readdir('/proc')) {
     if (!/^\d+$/.test(pid)) continue

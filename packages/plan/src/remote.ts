@@ -36,6 +36,9 @@ export function fenceLines(token: number | string | undefined): string[] {
   ]
 }
 
+/** Shell: run `body` for each generation directory of the node, with $d the directory and $g its number (builtins only). */
+export const forEachGeneration = (body: string) => `for d in "$G"/*; do g=\${d##*/}; case $g in ''|*[!0-9]*) continue ;; esac; ${body}; done`
+
 /** The first lines of a script that changes a node: take the node lock, pass the fence. */
 export function lockedLines(fence: number | undefined): string[] {
   return [`[ -d ${NODE_DIR} ] || mkdir -p ${NODE_DIR}`, `exec 9>${NODE_LOCK}`, 'flock 9', ...fenceLines(fence)]
@@ -119,7 +122,7 @@ export function readScript(paths: readonly string[], units: readonly string[], b
     // recorded copies): it travels as it is.
     `cur=; read -r cur 2>/dev/null < ${NODE_DIR}/current`,
     `${sec('gen', '-')}; printf '%s' "$cur"`,
-    `${sec('gens', '-')}; for d in "$G"/*; do g=\${d##*/}; case $g in ''|*[!0-9]*) continue ;; esac; s=pending; [ -e "$d/confirmed" ] && s=confirmed; [ -e "$d/rolled-back" ] && s=rolled-back; printf '%s:%s ' "$g" "$s"; done`,
+    `${sec('gens', '-')}; ${forEachGeneration(`s=pending; [ -e "$d/confirmed" ] && s=confirmed; [ -e "$d/rolled-back" ] && s=rolled-back; printf '%s:%s ' "$g" "$s"`)}`,
     ...LIVE_KINDS.map((k) => `if [ -n "$cur" ] && [ -f "$G/$cur/live/${k}" ]; then ${sec('recorded', k)}; cat "$G/$cur/live/${k}"; fi`),
     ...LIVE_KINDS.map((k) => `${sec('live', k)}; live_${k}`),
     `${sec('addr', '-')}; ip -o addr show`,

@@ -230,50 +230,56 @@ export class Session {
     return { ...(await s.done), bytes }
   }
 
-  /** Start a command and return its stdout as a Readable (see RemoteStream). */
-  async openStream(cmd: string, opts: CommandOptions = {}): Promise<RemoteStream> {
+  /**
+   * A channel running `remote`, within the connection's channel limit (release() gives its slot
+   * back). `onOpen` sees the channel before anything else can: a quick command's exit status
+   * (and close) can arrive in the same read as the exec reply, and ssh2 emits them before the
+   * caller's continuation runs.
+   */
+  private async openChannel(remote: string, what: string, onOpen?: (c: ClientChannel) => void): Promise<{ ch: ClientChannel; release: () => void }> {
     if (this.closed) throw this.closed
-    if (opts.signal?.aborted) throw abortReason(opts.signal)
     const release = await this.slots.take()
-    const input = opts.input === undefined ? undefined : Buffer.from(opts.input)
-    let ch: ClientChannel
-    let exit: { code: number | null; signal: string | null } | undefined
-    let closedEarly = false
-    /** the input went with the command line (WRAP_INLINE) */
-    let sent = false
     try {
       if (this.closed) throw this.closed
-      const sudo = this.target.sudo && opts.sudo !== false
-      const script = cmd === 'sh -s' && input !== undefined && input.length <= INLINE_SCRIPT_MAX && !input.includes(0) ? input.toString('utf8') : null
-      const inline = script !== null || !input?.length
-      const remote = inline
-        ? `exec ${sudo ? 'sudo -n ' : ''}sh -c ${shellQuote(WRAP_INLINE)} hafw ${shellQuote(script ?? cmd)}`
-        : `exec ${sudo ? 'sudo -n ' : ''}sh -c ${shellQuote(WRAP)} hafw ${shellQuote(cmd)} ${input!.length}`
-      if (inline) sent = true
-      ch = await new Promise<ClientChannel>((resolve, reject) => {
+      const ch = await new Promise<ClientChannel>((resolve, reject) => {
         try {
           this.client.exec(remote, (err, c) => {
             if (err) return reject(err)
-            // A quick command's exit status (and close) can arrive in the same read as the
-            // exec reply: ssh2 emits them before this promise's continuation runs, so listen now.
-            c.on('exit', (code: number | null, signal?: string) => {
-              exit = { code, signal: signal ?? null }
-              c.end()
-            })
-            c.once('close', () => (closedEarly = true))
+            onOpen?.(c)
             resolve(c)
           })
         } catch (e) {
           reject(e)
         }
       })
+      return { ch, release }
     } catch (e) {
       release()
       if (e instanceof HafwError) throw e
-      throw this.closed ?? new HafwError(`${this.label}: cannot start "${short(cmd)}": ${(e as Error).message}`, { transient: true, cause: e })
+      throw this.closed ?? new HafwError(`${this.label}: cannot start ${what}: ${(e as Error).message}`, { transient: true, cause: e })
     }
+  }
+
+  /** Start a command and return its stdout as a Readable (see RemoteStream). */
+  async openStream(cmd: string, opts: CommandOptions = {}): Promise<RemoteStream> {
+    if (opts.signal?.aborted) throw abortReason(opts.signal)
+    const input = opts.input === undefined ? undefined : Buffer.from(opts.input)
+    const sudo = this.target.sudo && opts.sudo !== false ? 'sudo -n ' : ''
+    // no input bytes, or a script that fits the command line: WRAP_INLINE; else WRAP feeds stdin
+    const script = cmd === 'sh -s' && input !== undefined && input.length <= INLINE_SCRIPT_MAX && !input.includes(0) ? input.toString('utf8') : null
+    const inline = script !== null || !input?.length
+    const remote = inline ? `exec ${sudo}sh -c ${shellQuote(WRAP_INLINE)} hafw ${shellQuote(script ?? cmd)}` : `exec ${sudo}sh -c ${shellQuote(WRAP)} hafw ${shellQuote(cmd)} ${input!.length}`
+    let exit: { code: number | null; signal: string | null } | undefined
+    let closedEarly = false
+    const { ch, release } = await this.openChannel(remote, `"${short(cmd)}"`, (c) => {
+      c.on('exit', (code: number | null, signal?: string) => {
+        exit = { code, signal: signal ?? null }
+        c.end()
+      })
+      c.once('close', () => (closedEarly = true))
+    })
     // stdin stays open while the command runs: its EOF is the kill switch (see WRAP).
-    if (!sent && input?.length) ch.write(input)
+    if (!inline) ch.write(input!)
 
     let stderr = ''
     // stderr is drained always, or a chatty command would stall on its window.
@@ -348,24 +354,7 @@ export class Session {
    * the channel does not stop a program the loop waits for. A request that times out ends the loop.
    */
   async openLoop(script: string): Promise<RemoteLoop> {
-    if (this.closed) throw this.closed
-    const release = await this.slots.take()
-    const remote = `exec ${this.target.sudo ? 'sudo -n ' : ''}sh -c ${shellQuote(script)} hafw-loop`
-    let ch: ClientChannel
-    try {
-      if (this.closed) throw this.closed
-      ch = await new Promise<ClientChannel>((resolve, reject) => {
-        try {
-          this.client.exec(remote, (err, c) => (err ? reject(err) : resolve(c)))
-        } catch (e) {
-          reject(e)
-        }
-      })
-    } catch (e) {
-      release()
-      if (e instanceof HafwError) throw e
-      throw this.closed ?? new HafwError(`${this.label}: cannot start a shell loop: ${(e as Error).message}`, { transient: true, cause: e })
-    }
+    const { ch, release } = await this.openChannel(`exec ${this.target.sudo ? 'sudo -n ' : ''}sh -c ${shellQuote(script)} hafw-loop`, 'a shell loop')
     const decoder = new StringDecoder('utf8')
     let buf = ''
     let stderr = ''

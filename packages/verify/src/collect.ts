@@ -216,11 +216,14 @@ export function probeLoopScript(o: ProbeOptions, extra: Record<string, string> =
   return ['p() {', probeScript(o).trimEnd(), '}', 'while IFS= read -r req; do', '  case $req in', '  p) p ;;', ...cases, '  *) exit 2 ;;', '  esac', 'done', ''].join('\n')
 }
 
+/** How long a probe (a loop's request too) may take on the node before it counts as failed. */
+const PROBE_TIMEOUT_MS = 20_000
+
 export async function openProbeLoop(s: Session, o: ProbeOptions, extra: Record<string, string> = {}): Promise<ProbeLoop> {
   const loop = await s.openLoop(probeLoopScript(o, extra))
   return {
-    probe: async (signal) => parseProbe(await loop.ask('p', { timeoutMs: 20_000, ...(signal ? { signal } : {}) }), Date.now(), o),
-    run: async (name, signal) => void (await loop.ask(name, { timeoutMs: 20_000, ...(signal ? { signal } : {}) })),
+    probe: async (signal) => parseProbe(await loop.ask('p', { timeoutMs: PROBE_TIMEOUT_MS, ...(signal ? { signal } : {}) }), Date.now(), o),
+    run: async (name, signal) => void (await loop.ask(name, { timeoutMs: PROBE_TIMEOUT_MS, ...(signal ? { signal } : {}) })),
     close: () => loop.close(),
     get dead() {
       return loop.dead
@@ -230,7 +233,7 @@ export async function openProbeLoop(s: Session, o: ProbeOptions, extra: Record<s
 
 /** Run the probe over the node's session. */
 export async function probeNode(s: Session, o: ProbeOptions, signal?: AbortSignal): Promise<NodeProbe> {
-  const r = await s.exec('sh -s', { input: probeScript(o), timeoutMs: 20_000, ...(signal ? { signal } : {}) })
+  const r = await s.exec('sh -s', { input: probeScript(o), timeoutMs: PROBE_TIMEOUT_MS, ...(signal ? { signal } : {}) })
   return parseProbe(r.stdout, Date.now(), o)
 }
 
