@@ -92,6 +92,15 @@ describe('probe script and parser', () => {
     expect(() => probe('@@t 1\n@@addr\n')).toThrow(/cut short/)
   })
 
+  it('as a loop with conntrackd: "s" answers its counters alone', async () => {
+    const o = { units: ['hafw-none-such.service'], brief: true, runDir: '/nonexistent-hafw', conntrackdConf: '/nonexistent-hafw/conntrackd.conf' }
+    const r = await exec('sh', ['-c', probeLoopScript(o), 'hafw-loop'], { input: 's\np\n', allowFail: true })
+    const [stats, full] = r.stdout.split(/(?<=^@@end\n)/m)
+    expect(stats).not.toContain('@@addr')
+    expect(parseProbe(stats!, 0, { ...o, statsOnly: true }).conntrackd).toMatchObject({ running: false })
+    expect(full).toContain('@@addr')
+  })
+
   it('as a loop: "p" samples, an extra name runs its line, anything else ends it', async () => {
     const o = { units: ['hafw-none-such.service'], brief: true, runDir: '/nonexistent-hafw' }
     const s = probeLoopScript(o, { mark: 'echo ran > /dev/stderr' })
@@ -104,6 +113,7 @@ describe('probe script and parser', () => {
     for (const a of [answers[0]!, answers[2]!]) expect(parseProbe(a, 0, o).units).toEqual({ 'hafw-none-such.service': expect.any(String) })
     expect(r.stderr).not.toContain('ran') // its output is discarded, not mixed into answers
     expect(() => probeLoopScript(o, { p: 'true' })).toThrow(/bad command name/)
+    expect(() => probeLoopScript(o, { s: 'true' })).toThrow(/bad command name/)
     expect(() => probeLoopScript(o, { 'a b': 'true' })).toThrow(/bad command name/)
   })
 })

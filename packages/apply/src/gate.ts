@@ -10,7 +10,10 @@ import { resyncLine } from './scripts.js'
  * ground truth, not what keepalived believes: verify's judgeVrrp), conntrackd answering on
  * both nodes with sync messages arriving on both sides since the services ran, all that in two
  * samples in a row; and SSH reachable through a NEW connection (a lockout leaves the existing
- * connection alive: ESTABLISHED is accepted), opened while the samples run.
+ * connection alive: ESTABLISHED is accepted), opened once the swap got past every step on its
+ * path (see swapScript) and awaited with the samples. "Since the services
+ * ran": each counter's baseline is read (conntrackd -s alone) once the swap returned, before
+ * the resync request, so the first full sample can already pass.
  */
 
 export const SYNC_CONF = '/etc/conntrackd/conntrackd.conf'
@@ -74,13 +77,13 @@ export interface GateInput {
   updated: string[]
   /** the pair's probe loops (gateLoops), kept across its gates */
   loops: ProbeLoops
-  /** open a brand-new connection to the node and log in */
+  /** a brand-new connection to the node and its login (already under way, or opened now) */
   reconnect: () => Promise<void>
   timeoutMs: number
   signal: AbortSignal
   /** conntrackd (re)started on the node: its counters began at zero then */
   restarted?: boolean
-  /** after the first sample, ask the peer for a resync (the loops' "resync" request, see gateLoops) */
+  /** once the baselines are read, ask the peer for a resync (the loops' "resync" request, see gateLoops) */
   resync?: boolean
   onWait?: (why: string) => void
 }
@@ -101,7 +104,7 @@ export interface GateResult {
 /** What every gate needs besides its own sampler. */
 export interface GateBase {
   node: string
-  /** open a brand-new connection to the node and log in */
+  /** a brand-new connection to the node and its login (already under way, or opened now) */
   reconnect: () => Promise<void>
   timeoutMs: number
   signal: AbortSignal
@@ -110,10 +113,10 @@ export interface GateBase {
 
 /**
  * Take samples until one passes twice in a row, or the time is up; meanwhile a new SSH
- * connection to the node (a lockout shows as its failure). `afterFirst` runs right after the
- * first sample, and the second sample follows it at once.
+ * connection to the node (a lockout shows as its failure). `prepare` runs before the first
+ * sample, and the first sample follows it at once.
  */
-async function gateLoop(g: GateBase, sample: () => Promise<SampleVerdict>, afterFirst?: () => Promise<void>): Promise<GateResult> {
+async function gateLoop(g: GateBase, sample: () => Promise<SampleVerdict>, prepare?: () => Promise<void>): Promise<GateResult> {
   const t0 = Date.now()
   const ssh = g.reconnect().then(
     () => '',
@@ -122,6 +125,7 @@ async function gateLoop(g: GateBase, sample: () => Promise<SampleVerdict>, after
   let verdict: SampleVerdict = { problems: ['not sampled'], master: null }
   let okRuns = 0
   let samples = 0
+  if (prepare) await prepare()
   for (;;) {
     throwIfAborted(g.signal)
     verdict = await sample()
@@ -130,8 +134,7 @@ async function gateLoop(g: GateBase, sample: () => Promise<SampleVerdict>, after
     if (okRuns >= 2) break
     if (Date.now() - t0 > g.timeoutMs) return { ok: false, ms: Date.now() - t0, problems: verdict.problems, master: verdict.master, samples }
     if (verdict.problems.length) g.onWait?.(verdict.problems.join('; '))
-    if (samples === 1 && afterFirst) await afterFirst()
-    else await sleep(SAMPLE_INTERVAL_MS, g.signal)
+    await sleep(SAMPLE_INTERVAL_MS, g.signal)
   }
   const sshProblem = await ssh
   const base = { ms: Date.now() - t0, master: verdict.master, samples }
@@ -167,8 +170,17 @@ export class ProbeLoops {
     return loop
   }
 
+  /** Open the loops now (the first sample then does not wait for their channels); failures show at first use. */
+  warm(nodes: readonly string[]): void {
+    for (const n of nodes) void this.get(n).catch(() => undefined)
+  }
+
   async probe(node: string, signal: AbortSignal): Promise<NodeProbe> {
     return (await this.get(node)).probe(signal)
+  }
+
+  async stats(node: string, signal: AbortSignal): Promise<NodeProbe> {
+    return (await this.get(node)).stats(signal)
   }
 
   async run(node: string, name: string, signal: AbortSignal): Promise<void> {
@@ -216,8 +228,9 @@ async function probeAll(loops: ProbeLoops, names: string[], signal: AbortSignal)
 /** Sample both nodes of the pair until every condition holds twice in a row, or the time is up. */
 export function healthGate(g: GateInput): Promise<GateResult> {
   const names = g.pair.nodes.map((n) => n.name)
-  // A restarted conntrackd counts from zero: anything received proves the link into it. The
-  // peer's baseline is its first sample, taken before the resync request reaches it.
+  // A restarted conntrackd counts from zero: anything received proves the link into it. Every
+  // other baseline (the peer's always) is read now, before the resync request reaches it; one
+  // that cannot be read is the first sample's, as a counter seen for the first time.
   const watch: SyncWatch = g.restarted ? { [g.node]: { base: 0, last: 0 } } : {}
   let master: string | null = null
   const sample = async (): Promise<SampleVerdict> => {
@@ -226,10 +239,26 @@ export function healthGate(g: GateInput): Promise<GateResult> {
     master = v.master
     return v
   }
-  // Sync messages cross the link now, not with the next ALIVE (about 1 s), and the restarted
-  // daemon's empty external cache is filled again. A failure shows in the samples.
-  const resync = g.resync ? () => g.loops.run(g.node, 'resync', g.signal).catch(() => undefined) : undefined
-  return gateLoop(g, sample, resync)
+  const prepare = async () => {
+    if (!g.pair.conntrack_sync) return
+    await Promise.all(
+      names
+        .filter((n) => !watch[n])
+        .map((n) =>
+          g.loops.stats(n, g.signal).then(
+            (p) => {
+              const r = p.conntrackd?.running ? recvPackets(p.conntrackd.stats!) : null
+              if (r !== null) watch[n] = { base: r, last: r }
+            },
+            () => undefined,
+          ),
+        ),
+    )
+    // Sync messages cross the link now, not with the next ALIVE (about 1 s), and the restarted
+    // daemon's empty external cache is filled again. A failure shows in the samples.
+    if (g.resync) await g.loops.run(g.node, 'resync', g.signal).catch(() => undefined)
+  }
+  return gateLoop(g, sample, prepare)
 }
 
 /** A policy-routing host's fwmark rules as `ip -4 rule show` prints them (table by name or number). */

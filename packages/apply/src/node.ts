@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto'
+import { StringDecoder } from 'node:string_decoder'
 import { HafwError } from '@hafw/core'
 import type { FirewallModel, SyncModel } from '@hafw/inventory'
 import { fenceRefusal, GENERATIONS, NODE_DIR, type NodePlan, type NodeState } from '@hafw/plan'
 import { manifest, type Manifest, type RenderedFile, type RenderedNode } from '@hafw/render'
 import { shellQuote as q, type Session } from '@hafw/transport'
-import { confirmScript, discardScript, rollbackScript, stageScript, swapScript, timerUnit } from './scripts.js'
+import { confirmScript, discardScript, rollbackScript, saveRuleset, stageScript, swapScript, timerUnit } from './scripts.js'
 
 /*
  * One node's part of a rollout, step by step over its one connection. pair.ts decides the
@@ -42,8 +43,9 @@ export async function stage(c: NodeCtx, pair: ApplyTarget, signal: AbortSignal):
   const gen = nextGeneration(c.state)
   const common = { gen, prev: c.state.generation, backend: pair.firewall.backend, changes: c.plan.files }
   const resync = resyncConf(c, pair)
-  const rb = rollbackScript({ ...common, steps: c.plan.steps, enable: c.plan.enable, start: c.plan.start, ...(resync ? { resync } : {}) })
-  const script = stageScript({ ...common, files: c.target.files, manifestJson: JSON.stringify({ ...manifest(c.target), generation: gen }, null, 2) + '\n', rollback: rb, fence: c.fence })
+  const save = saveRuleset(c.plan.steps, c.state.files)
+  const rb = rollbackScript({ ...common, steps: c.plan.steps, enable: c.plan.enable, start: c.plan.start, saveRuleset: save, ...(resync ? { resync } : {}) })
+  const script = stageScript({ ...common, files: c.target.files, manifestJson: JSON.stringify({ ...manifest(c.target), generation: gen }, null, 2) + '\n', rollback: rb, saveRuleset: save, fence: c.fence })
   const r = await c.session.exec('sh -s', { input: script, timeoutMs: 120_000, signal })
   const refused = fenceRefusal(c.name, `staging generation ${gen}`, r, c.fence)
   if (refused) throw refused
@@ -79,19 +81,32 @@ export interface SwapResult {
   error?: string
 }
 
-/** Arm the rollback timer, rename the staged files into place, run the services. */
-export async function swap(c: NodeCtx, confirmTimeoutS: number, extraStart: string[], signal: AbortSignal): Promise<SwapResult> {
+/**
+ * Arm the rollback timer, rename the staged files into place, run the services. `onPath`: the
+ * script got past every step that changes the path to the node (swapScript's "@@path").
+ */
+export async function swap(c: NodeCtx, confirmTimeoutS: number, extraStart: string[], signal: AbortSignal, onPath?: () => void): Promise<SwapResult> {
   const start = [...new Set([...c.plan.start, ...extraStart])]
   const script = swapScript({ gen: c.gen!, confirmTimeoutS, changes: c.plan.files, steps: c.plan.steps, enable: c.plan.enable, start, fence: c.fence })
   c.armedAt = Date.now()
   let out = ''
   let code = -1
+  const decoder = new StringDecoder('utf8')
+  let path = false
   try {
-    const r = await c.session.exec('sh -s', { input: script, timeoutMs: Math.max(30_000, (confirmTimeoutS - 5) * 1000), signal })
-    out = r.stdout
+    const r = await c.session.execStream('sh -s', {
+      input: script,
+      timeoutMs: Math.max(30_000, (confirmTimeoutS - 5) * 1000),
+      signal,
+      onStdout: (b) => {
+        out += decoder.write(b)
+        if (!path && /^@@path$/m.test(out)) (path = true), onPath?.()
+      },
+    })
+    out += decoder.end()
     code = r.code
     // refused before the timer was armed: nothing changed
-    const refused = fenceRefusal(c.name, `swapping in generation ${c.gen}`, r, c.fence)
+    const refused = fenceRefusal(c.name, `swapping in generation ${c.gen}`, { code, stdout: out }, c.fence)
     if (refused) return { ok: false, armed: false, steps: [], error: refused.message }
     if (code !== 0) out += `\n${r.stderr}`
   } catch (e) {

@@ -189,6 +189,7 @@ export const applyPair: Operation<ApplyInput, PairApplyResult> = async (input, p
     const units = Object.fromEntries(ctxs.map((c) => [c.name, readSpec(c.target).units]))
     // Both gates of the pair sample over the same probe loops: one channel per node, not one per sample.
     loops = gateLoops(sessions, pair, units, (n) => conntrackdConfOf(ctx(n).target))
+    loops.warm(nodes.map((n) => n.name))
     const done: NodeCtx[] = []
     for (const node of decision.order) {
       throwIfAborted(signal)
@@ -207,7 +208,12 @@ export const applyPair: Operation<ApplyInput, PairApplyResult> = async (input, p
         extraStart = ['keepalived.service']
       }
       nlog.info(`generation ${c.gen}: ${c.plan.files.length} file(s), ${out(node).steps.join(', ') || 'no service action'}; rollback armed for ${o.confirmTimeoutS} s`)
-      const sw = await swap(c, o.confirmTimeoutS, extraStart, signal)
+      // a new TCP connection through the new ruleset, key exchange and login: what a change
+      // that locks SSH out would break (a session channel on top would add a shell, not proof).
+      // It starts once the swap changed everything on its path, while conntrackd restarts.
+      let ssh: Promise<void> | undefined
+      const newConnection = () => (ssh ??= reconnect(node, async () => undefined))
+      const sw = await swap(c, o.confirmTimeoutS, extraStart, signal, () => void newConnection().catch(() => undefined))
       nlog.debug(`phase: swapped in ${Date.now() - t1} ms (${sw.steps.map((x) => `${x.step} ${x.ms} ms`).join(', ')})`)
       let why: string | undefined
       if (!sw.ok) why = `applying failed: ${sw.error}`
@@ -215,9 +221,7 @@ export const applyPair: Operation<ApplyInput, PairApplyResult> = async (input, p
         const left = c.armedAt! + o.confirmTimeoutS * 1000 - Date.now() - 5000
         const common = {
           node,
-          // a new TCP connection through the new ruleset, key exchange and login: what a change
-          // that locks SSH out would break (a session channel on top would add a shell, not proof)
-          reconnect: () => reconnect(node, async () => undefined),
+          reconnect: newConnection,
           timeoutMs: Math.max(3000, Math.min(30_000, left - nodes.find((n) => n.name === node)!.ssh.connect_timeout * 1000)),
           signal,
           onWait: (w: string) => nlog.debug(`gate: ${w}`),

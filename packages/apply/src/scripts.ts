@@ -11,7 +11,8 @@ import { shellQuote as q } from '@hafw/transport'
  *   files/<path>     every file of generation n (what `hafw rollback --to n` restores)
  *   manifest.json    path, mode, owner, service, action, check of each file
  *   before/<path>    the changed files as they were before the swap; "absent" lists the new ones
- *   ruleset.save     the live ruleset before the swap (restored when no loader existed before)
+ *   ruleset.save     the live ruleset before the swap, when its rollback restores it: no
+ *                    loader existed before (with one, the rollback runs it instead)
  *   rollback.sh      restores "before", re-runs the services, undoes enable/start; armed as a
  *                    transient systemd timer before the swap, disarmed by confirm
  *   confirmed | rolled-back    how the generation ended; live/<kind> recorded at confirm
@@ -36,8 +37,22 @@ export interface StageSpec {
   changes: FileChange[]
   manifestJson: string
   rollback: string
+  /** keep the live ruleset for the rollback (saveRuleset) */
+  saveRuleset: boolean
   /** the job's fencing token for the pair */
   fence?: number
+}
+
+/**
+ * Whether a generation's rollback needs the ruleset as it is before the swap: it reloads the
+ * firewall and no executable loader exists now to do it with (after the rollback, the node
+ * has the files it has now).
+ */
+export function saveRuleset(steps: Pick<ServiceStep, 'service' | 'command'>[], files: Record<string, { exists: boolean; mode?: string }>): boolean {
+  const loader = steps.find((st) => st.service === 'firewall')?.command[0]
+  if (loader === undefined) return false
+  const f = files[loader]
+  return !(f?.exists && (parseInt(f.mode ?? '0', 8) & 0o111) !== 0)
 }
 
 /** Shell command that proves a staged file with the tool that will load it. */
@@ -70,15 +85,17 @@ export function stageScript(s: StageSpec): string {
   const W = `"$G/${s.gen}.tmp"`
   // (one program per step where the shell alone cannot do it: each start costs milliseconds of CPU)
   const L: string[] = [...HEAD, ...lockedLines(s.fence), 'set -e', `[ ! -e ${W} ] || rm -rf ${W}`]
-  L.push(`mkdir -p ${W}/before ${[...new Set(s.files.map((f) => `${W}/files${q(dirname(f.path))}`))].join(' ')}`)
+  L.push(`mkdir -p ${W}/before ${W}/live ${[...new Set(s.files.map((f) => `${W}/files${q(dirname(f.path))}`))].join(' ')}`)
   for (const f of s.files) L.push(writeFile(`${W}/files${q(f.path)}`, f.content))
   L.push(writeFile(`${W}/manifest.json`, s.manifestJson), writeFile(`${W}/rollback.sh`, s.rollback), `: > ${W}/absent`)
   if (s.prev !== null) L.push(`echo ${s.prev} > ${W}/prev`)
-  L.push(
-    s.backend === 'iptables'
-      ? `iptables-save > ${W}/ruleset.save 2>/dev/null || true; ip6tables-save > ${W}/ruleset6.save 2>/dev/null || true`
-      : `nft list ruleset > ${W}/ruleset.save 2>/dev/null || true`,
-  )
+  if (s.saveRuleset) {
+    L.push(
+      s.backend === 'iptables'
+        ? `iptables-save > ${W}/ruleset.save 2>/dev/null || true; ip6tables-save > ${W}/ruleset6.save 2>/dev/null || true`
+        : `nft list ruleset > ${W}/ruleset.save 2>/dev/null || true`,
+    )
+  }
   // the changed files as they are, in one copy (GNU cp --parents: before/<path>); the new ones listed in "absent"
   if (s.changes.length) {
     L.push(
@@ -148,9 +165,17 @@ export function resyncLine(conf: string): string {
 export const restartsConntrackd = (steps: Pick<ServiceStep, 'service'>[], start: readonly string[]) => steps.some((st) => st.service === 'conntrackd') || start.includes('conntrackd.service')
 
 /**
+ * Services whose (re)start leaves the packet path to the node alone: no ruleset, sysctl,
+ * route or unit change comes after them (SERVICE_ORDER runs them last).
+ */
+const OFF_PATH = new Set(['conntrackd', 'keepalived'])
+
+/**
  * Arm the on-host rollback, then swap and run the services, one round trip. The timer exists
  * before the first rename: whatever happens to this connection from there on, the node rolls
- * itself back unless confirm() disarms it. Prints "@@armed", then "@@step <name> <rc> <ms>".
+ * itself back unless confirm() disarms it. Prints "@@armed", then "@@step <name> <rc> <ms>",
+ * and "@@path" once nothing left to run changes the path a new SSH connection takes (the
+ * health gate's reconnect may start then, while conntrackd restarts).
  */
 export function swapScript(s: SwapSpec): string {
   const u = timerUnit(s.gen)
@@ -175,7 +200,13 @@ export function swapScript(s: SwapSpec): string {
   if (s.changes.length) L.push(`sync -- ${[...new Set(s.changes.map((c) => q(dirname(c.path))))].join(' ')} 2>/dev/null || sync`)
   const step = (name: string, line: string) =>
     L.push(`tick; t=$_t; out=$( { ${line}; } 2>&1); rc=$?; tick; printf '@@step %s %s %s\\n' ${q(name)} $rc $(( (_t - t) * 10 )); if [ $rc -ne 0 ]; then printf '%s\\n' "$out"; exit 5; fi`)
-  for (const st of s.steps) step(`${st.service}/${st.action}`, stepLine(st))
+  // units enabled or started (hafw-firewall.service loads a ruleset) come after every step
+  const last = s.enable.length || s.start.length ? Infinity : s.steps.findLastIndex((st) => !OFF_PATH.has(st.service))
+  if (last === -1) L.push('echo @@path')
+  s.steps.forEach((st, i) => {
+    step(`${st.service}/${st.action}`, stepLine(st))
+    if (i === last) L.push('echo @@path')
+  })
   if (s.enable.length) step('enable', `systemctl enable --quiet ${s.enable.map(q).join(' ')}`)
   if (s.start.length) step('start', `systemctl start ${s.start.map(q).join(' ')}`)
   L.push('echo @@done')
@@ -187,7 +218,7 @@ export function swapScript(s: SwapSpec): string {
  * by hafw when the health gate fails and the connection still works). Idempotent and locked;
  * does nothing once the generation is confirmed.
  */
-export function rollbackScript(s: { gen: number; prev: number | null; backend: Backend; changes: FileChange[]; steps: ServiceStep[]; enable: string[]; start: string[]; resync?: string }): string {
+export function rollbackScript(s: { gen: number; prev: number | null; backend: Backend; changes: FileChange[]; steps: ServiceStep[]; enable: string[]; start: string[]; saveRuleset: boolean; resync?: string }): string {
   const D = `"$G/${s.gen}"`
   const L: string[] = [
     '#!/bin/sh',
@@ -221,8 +252,9 @@ export function rollbackScript(s: { gen: number; prev: number | null; backend: B
     if (unit && wasStopped.has(unit)) continue
     if (st.service === 'firewall') {
       // the loader of the previous generation, or (none before hafw) the saved live ruleset
-      const restore =
-        s.backend === 'iptables'
+      const restore = !s.saveRuleset
+        ? 'false'
+        : s.backend === 'iptables'
           ? `{ iptables-restore < ${D}/ruleset.save && { [ ! -s ${D}/ruleset6.save ] || ip6tables-restore < ${D}/ruleset6.save; }; }`
           : `{ echo 'flush ruleset'; cat ${D}/ruleset.save; } | nft -f -`
       L.push(`if [ -x ${q(st.command[0]!)} ]; then ${stepLine(st)}; else ${restore}; fi || echo "failed: firewall"`)
@@ -247,16 +279,18 @@ export function rollbackScript(s: { gen: number; prev: number | null; backend: B
  * Confirm: disarm the timer, record the live state for drift detection, make <gen> current,
  * keep the last KEEP_GENERATIONS. Exit 9 when the timer already rolled the generation back.
  */
-export function confirmScript(gen: number, backend: Backend, fence?: number): string {
+export function confirmScript(gen: number, backend: Backend, fence?: number, at = new Date()): string {
   const D = `"$G/${gen}"`
   return [
     ...HEAD,
     liveFunctions(backend),
     ...lockedLines(fence),
     `if [ -e ${D}/rolled-back ]; then echo rolled-back; exit 9; fi`,
-    `date -Is > ${D}/confirmed`,
+    // hafw's clock, not a `date` process on the node
+    `echo ${at.toISOString()} > ${D}/confirmed`,
     `systemctl stop ${timerUnit(gen)}.timer >/dev/null 2>&1 || true`,
-    `mkdir -p ${D}/live`,
+    // stage made it (a generation staged by an older hafw did not)
+    `[ -d ${D}/live ] || mkdir -p ${D}/live`,
     ...LIVE_KINDS.map((k) => `live_${k} > ${D}/live/${k}`),
     `echo ${gen} > ${NODE_DIR}/current.tmp && mv -f ${NODE_DIR}/current.tmp ${NODE_DIR}/current`,
     // all but the newest KEEP_GENERATIONS, with builtins (a handful of directories)

@@ -30,7 +30,7 @@ export function fenceLines(token: number | string | undefined): string[] {
   if (typeof token === 'number' && !(Number.isSafeInteger(token) && token > 0)) throw new HafwError(`fencing token must be a positive integer, found ${token}`)
   return [
     `t=${token}; case $t in '' | *[!0-9]*) echo "@@fenced bad token"; exit ${FENCED_EXIT} ;; esac`,
-    `f=$(cat ${FENCE} 2>/dev/null); case $f in '' | *[!0-9]*) f=0 ;; esac`,
+    `f=; { read -r f < ${FENCE}; } 2>/dev/null; case $f in '' | *[!0-9]*) f=0 ;; esac`,
     `if [ "$f" -gt "$t" ]; then echo "@@fenced $f"; exit ${FENCED_EXIT}; fi`,
     `[ "$f" = "$t" ] || { echo "$t" > ${FENCE}.tmp && mv -f ${FENCE}.tmp ${FENCE}; }`,
   ]
@@ -56,18 +56,34 @@ export type LiveKind = (typeof LIVE_KINDS)[number]
 export type LiveState = Record<LiveKind, string>
 
 /**
- * Shell functions printing the live state in a normalised form (no counters, no comments, no
- * kernel-made or local-table routes: those follow the VIPs and the links, not the config).
- * Apply records their output at confirm time; plan compares it with what they print now.
+ * Shell functions printing the live state as the tools list it, one program per listing (no
+ * pipes through sed, grep or sort: normaliseLive does that on this side). `ip route show table
+ * all` lists both families. Apply records their output at confirm time; plan compares it,
+ * normalised, with what they print now.
  */
 export function liveFunctions(backend: Backend): string {
   return [
-    backend === 'iptables'
-      ? `live_ruleset() { { iptables-save; ip6tables-save; } 2>/dev/null | sed -e '/^#/d' -e 's/ \\[[0-9]*:[0-9]*\\]$//'; }`
-      : `live_ruleset() { nft -s list ruleset 2>/dev/null; }`,
-    `live_routes() { { ip -4 route show table all; ip -6 route show table all; } 2>/dev/null | grep -v -e ' table local' -e 'proto kernel' | sort; }`,
+    backend === 'iptables' ? `live_ruleset() { { iptables-save; ip6tables-save; } 2>/dev/null; }` : `live_ruleset() { nft -s list ruleset 2>/dev/null; }`,
+    `live_routes() { ip route show table all 2>/dev/null; }`,
     `live_rules() { ip -4 rule show 2>/dev/null; ip -6 rule show 2>/dev/null; }`,
   ].join('\n')
+}
+
+/**
+ * The live state in the form drift is judged on. Pure. Ruleset: no comments, no counters.
+ * Routes: no kernel-made or local-table routes (those follow the VIPs and the links, not the
+ * config), sorted. Rules as listed. Idempotent: a copy recorded already normalised (by hafw
+ * before it did this here) compares equal.
+ */
+export function normaliseLive(kind: LiveKind, text: string): string {
+  const lines = text.split('\n').filter((l) => l !== '')
+  const out =
+    kind === 'ruleset'
+      ? lines.filter((l) => !l.startsWith('#')).map((l) => l.replace(/ \[[0-9]*:[0-9]*\]$/, ''))
+      : kind === 'routes'
+        ? lines.filter((l) => !l.includes(' table local') && !l.includes('proto kernel')).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+        : lines
+  return out.map((l) => `${l}\n`).join('')
 }
 
 export interface RemoteFile {
@@ -100,30 +116,31 @@ export interface NodeState {
   addr: string
 }
 
+/** Where a generation keeps the live state it recorded at confirm time. */
+const RECORDED = new RegExp(`^${GENERATIONS}/(\\d+)/live/(${LIVE_KINDS.join('|')})$`)
+
 const sec = (kind: string, arg: string) => `printf '\\n@@hafw %s %s\\n' ${shellQuote(kind)} ${shellQuote(arg)}`
 
 /** The read script for these paths and units (exported for tests and for apply's re-read). */
 export function readScript(paths: readonly string[], units: readonly string[], backend: Backend): string {
-  const lines = ['set -u', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin', liveFunctions(backend), `G=${GENERATIONS}`]
+  const lines = ['set -u', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin', liveFunctions(backend), `G=${GENERATIONS}`, `cur=; read -r cur 2>/dev/null < ${NODE_DIR}/current`]
   // A handful of processes whatever the number of files and units: one stat and one base64 of
-  // all existing files (split again by their sizes), one systemctl for all units.
-  if (paths.length) {
-    lines.push(
-      'set --',
-      `for p in ${paths.map(shellQuote).join(' ')}; do if [ -f "$p" ]; then set -- "$@" "$p"; else printf '\\n@@hafw absent %s\\n' "$p"; fi; done`,
-      `if [ $# -gt 0 ]; then ${sec('files', '-')}; stat -c '%s %a %U:%G %n' -- "$@"; ${sec('data', '-')}; cat -- "$@" | base64 -w0; fi`,
-    )
-  }
+  // all existing files and the live state the current generation recorded (split again by
+  // their sizes), one systemctl for all units.
+  lines.push(
+    'set --',
+    ...(paths.length ? [`for p in ${paths.map(shellQuote).join(' ')}; do if [ -f "$p" ]; then set -- "$@" "$p"; else printf '\\n@@hafw absent %s\\n' "$p"; fi; done`] : []),
+    `if [ -n "$cur" ]; then for k in ${LIVE_KINDS.join(' ')}; do if [ -f "$G/$cur/live/$k" ]; then set -- "$@" "$G/$cur/live/$k"; fi; done; fi`,
+    `if [ $# -gt 0 ]; then ${sec('files', '-')}; stat -c '%s %a %U:%G %n' -- "$@"; ${sec('data', '-')}; cat -- "$@" | base64 -w0; fi`,
+  )
   if (units.length) lines.push(`${sec('units', '-')}; systemctl show -p UnitFileState -p ActiveState -- ${units.map(shellQuote).join(' ')} 2>/dev/null`)
   lines.push(
     // Builtins where a program would do (each program start counts at a rollout's rate; not
     // `read` over a long file: dash reads it a byte per call). The live state is text whose
-    // lines never start with "@@hafw " (ruleset, route, rule and address listings, and their
-    // recorded copies): it travels as it is.
-    `cur=; read -r cur 2>/dev/null < ${NODE_DIR}/current`,
+    // lines never start with "@@hafw " (ruleset, route, rule and address listings): it travels
+    // as it is.
     `${sec('gen', '-')}; printf '%s' "$cur"`,
     `${sec('gens', '-')}; ${forEachGeneration(`s=pending; [ -e "$d/confirmed" ] && s=confirmed; [ -e "$d/rolled-back" ] && s=rolled-back; printf '%s:%s ' "$g" "$s"`)}`,
-    ...LIVE_KINDS.map((k) => `if [ -n "$cur" ] && [ -f "$G/$cur/live/${k}" ]; then ${sec('recorded', k)}; cat "$G/$cur/live/${k}"; fi`),
     ...LIVE_KINDS.map((k) => `${sec('live', k)}; live_${k}`),
     `${sec('addr', '-')}; ip -o addr show`,
     `${sec('end', '-')}`,
@@ -175,11 +192,8 @@ export function parseRead(out: string, label = 'node', units: readonly string[] 
         st.confirmed = all.filter((m) => m[2] === 'confirmed').map((m) => Number(m[1])).sort((a, b) => a - b)
         break
       }
-      case 'recorded':
-        recorded[arg as LiveKind] = body
-        break
       case 'live':
-        st.live[arg as LiveKind] = body
+        st.live[arg as LiveKind] = normaliseLive(arg as LiveKind, body)
         break
       case 'units': {
         // `systemctl show`: one block of KEY=value lines per unit, in the order asked
@@ -195,6 +209,13 @@ export function parseRead(out: string, label = 'node', units: readonly string[] 
         st.addr = body
         break
     }
+  }
+  // the current generation's recorded live state came with the files
+  for (const [path, f] of Object.entries(st.files)) {
+    const m = RECORDED.exec(path)
+    if (!m) continue
+    if (Number(m[1]) === st.generation) recorded[m[2] as LiveKind] = normaliseLive(m[2] as LiveKind, f.content ?? '')
+    delete st.files[path]
   }
   if (LIVE_KINDS.every((k) => recorded[k] !== undefined)) st.recorded = recorded as LiveState
   return st

@@ -22,6 +22,8 @@ export interface Layout {
   ip6tablesFull: string
   nftablesFull: string
   units: string
+  /** systemd knows the "+" command prefix (231 and later; CentOS 7 runs 219) */
+  execPlus: boolean
 }
 
 export const SCRIPTS = {
@@ -59,6 +61,7 @@ export const LAYOUTS: Record<Profile, Layout> = {
     rtTablesWhole: false,
     networkScripts: null,
     routingUnit: true,
+    execPlus: true,
     iptablesFull: '/etc/iptables/rules.v4',
     ip6tablesFull: '/etc/iptables/rules.v6',
     nftablesFull: '/etc/nftables.conf',
@@ -70,6 +73,7 @@ export const LAYOUTS: Record<Profile, Layout> = {
     rtTablesWhole: true,
     networkScripts: '/etc/sysconfig/network-scripts',
     routingUnit: false,
+    execPlus: false,
     iptablesFull: '/etc/sysconfig/iptables',
     ip6tablesFull: '/etc/sysconfig/ip6tables',
     nftablesFull: '/etc/sysconfig/nftables.conf',

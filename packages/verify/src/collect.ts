@@ -200,6 +200,8 @@ function parseState(text: string): NotifyState | null {
 /** A node's probe as a loop on a channel of its own (Session.openLoop), for the health gate's frequent samples. */
 export interface ProbeLoop {
   probe(signal?: AbortSignal): Promise<NodeProbe>
+  /** only `conntrackd -s` (ProbeOptions.statsOnly): a sync counter's baseline, one program on the node */
+  stats(signal?: AbortSignal): Promise<NodeProbe>
   /** run one of the loop's extra commands (probeLoopScript), e.g. a resync request */
   run(name: string, signal?: AbortSignal): Promise<void>
   close(): void
@@ -207,13 +209,15 @@ export interface ProbeLoop {
 }
 
 /**
- * probeScript as a loop: the request "p" takes a sample; each `extra` name runs its shell line
- * (output discarded); anything else, or EOF, ends the loop.
+ * probeScript as a loop: the request "p" takes a sample, "s" (with conntrackd) only its
+ * counters; each `extra` name runs its shell line (output discarded); anything else, or EOF,
+ * ends the loop.
  */
 export function probeLoopScript(o: ProbeOptions, extra: Record<string, string> = {}): string {
-  for (const k of Object.keys(extra)) if (!/^[a-z][a-z0-9-]*$/.test(k) || k === 'p') throw new HafwError(`probe loop: bad command name ${JSON.stringify(k)}`)
+  for (const k of Object.keys(extra)) if (!/^[a-z][a-z0-9-]*$/.test(k) || k === 'p' || k === 's') throw new HafwError(`probe loop: bad command name ${JSON.stringify(k)}`)
   const cases = Object.entries(extra).map(([k, line]) => `  ${k}) { ${line}; } >/dev/null 2>&1; echo @@end ;;`)
-  return ['p() {', probeScript(o).trimEnd(), '}', 'while IFS= read -r req; do', '  case $req in', '  p) p ;;', ...cases, '  *) exit 2 ;;', '  esac', 'done', ''].join('\n')
+  const stats = o.conntrackdConf ? ['stats_probe() {', probeScript({ ...o, statsOnly: true }).trimEnd(), '}'] : []
+  return ['p() {', probeScript(o).trimEnd(), '}', ...stats, 'while IFS= read -r req; do', '  case $req in', '  p) p ;;', ...(stats.length ? ['  s) stats_probe ;;'] : []), ...cases, '  *) exit 2 ;;', '  esac', 'done', ''].join('\n')
 }
 
 /** How long a probe (a loop's request too) may take on the node before it counts as failed. */
@@ -223,6 +227,10 @@ export async function openProbeLoop(s: Session, o: ProbeOptions, extra: Record<s
   const loop = await s.openLoop(probeLoopScript(o, extra))
   return {
     probe: async (signal) => parseProbe(await loop.ask('p', { timeoutMs: PROBE_TIMEOUT_MS, ...(signal ? { signal } : {}) }), Date.now(), o),
+    stats: async (signal) => {
+      if (!o.conntrackdConf) throw new HafwError('probe loop: no conntrackd to ask for its counters')
+      return parseProbe(await loop.ask('s', { timeoutMs: PROBE_TIMEOUT_MS, ...(signal ? { signal } : {}) }), Date.now(), { ...o, statsOnly: true })
+    },
     run: async (name, signal) => void (await loop.ask(name, { timeoutMs: PROBE_TIMEOUT_MS, ...(signal ? { signal } : {}) })),
     close: () => loop.close(),
     get dead() {
