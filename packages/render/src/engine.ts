@@ -83,9 +83,12 @@ export type Template = (view: object) => string
 export function compileTemplate(source: string, name: string): Template {
   let fn: Handlebars.TemplateDelegate
   try {
-    fn = hb.compile(source, COMPILE)
-    // compile is lazy: force parsing now so syntax errors and unknown helpers surface here
-    hb.precompile(source, COMPILE)
+    // compile() is lazy and would generate the code again at first use: precompile once, now
+    // (syntax errors and unknown helpers surface here), and build the template from that spec
+    // (Handlebars.template of a precompiled object, as a build step would load it)
+    // (precompile is typed as returning the spec; it returns the spec's source text)
+    const code = hb.precompile(source, COMPILE) as unknown as string
+    fn = hb.template(new Function(`return ${code}`)() as ReturnType<typeof hb.precompile>)
   } catch (e) {
     throw new RenderError(`template ${name}: ${(e as Error).message}`)
   }
