@@ -16,14 +16,16 @@
  * rollback, gates on VRRP/conntrackd/SSH health and confirms; Ansible here does none of that.
  * Everything it starts is stopped and removed at the end, also on SIGINT/SIGTERM.
  *
- * Measured here (2 cores, 24 GB; one run of --pairs 10,25,50 on a 100-host lab, 2026-12-04):
- *   change  10 pairs  hafw 5.5 s  ansible 32.8 s  6.0x    no-op 1.8 s / 14.0 s  7.8x
- *   change  25 pairs  hafw 14.2 s ansible 79.7 s  5.6x    no-op 4.8 s / 31.2 s  6.5x
- *   change  50 pairs  hafw 22.8 s ansible 150.1 s 6.6x    no-op 6.9 s / 64.2 s  9.2x
- * hafw is CPU-bound from 10 pairs on: the 50-pair change kept the machine 42.1 s busy of 45.6 s
- * (about 0.4 s of CPU per node, most of it on the nodes: sshd, systemd and systemctl,
- * conntrackd's restart, program starts), so on two cores it cannot finish under ~21 s. On a
- * 20-host lab (--hafw-only --keep, 4 runs) the change took 4.1-4.6 s at 7.4-8.3 s of CPU.
+ * Measured here (2 cores, 24 GB; one run of --pairs 10,25,50 on a 100-host lab, 2026-12-06):
+ *   change  10 pairs  hafw 4.1 s  ansible 30.2 s  7.4x    no-op 1.5 s / 12.6 s  8.3x
+ *   change  25 pairs  hafw 10.3 s ansible 87.7 s  8.6x    no-op 4.1 s / 41.6 s  10.0x
+ *   change  50 pairs  hafw 22.7 s ansible 158.4 s 7.0x    no-op 7.2 s / 59.6 s  8.3x
+ * (2026-12-04, before the gate took its counter baselines alone and reconnected during the
+ * swap: 5.5 / 14.2 / 22.8 s, 6.0x / 5.6x / 6.6x.) hafw is CPU-bound from 10 pairs on: the
+ * 50-pair change kept the machine 40.6 s busy of 45.5 s (about 0.4 s of CPU per node, most of
+ * it on the nodes: two SSH logins, systemd and systemctl, conntrackd's restart in its sandbox,
+ * program starts), so on two cores it cannot finish under ~20 s. On a 20-host lab (--hafw-only
+ * --keep) the change took 3.7-4.7 s at 6.6-8.0 s of CPU.
  */
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
