@@ -98,6 +98,10 @@ describe.runIf(root)('ssh transport (real sshd)', () => {
       const r = await s.exec('echo out; echo err >&2; exit 3')
       expect(r).toEqual({ code: 3, signal: null, stdout: 'out\n', stderr: 'err\n' })
       expect((await s.exec('true')).code).toBe(0)
+      // onStdout sees the output as it comes, before the command ends; exec still returns all of it
+      let early = ''
+      const seen = await s.exec('echo first; sleep 0.3; echo second', { onStdout: (b) => (early ||= b.toString()) })
+      expect([early, seen.stdout]).toEqual(['first\n', 'first\nsecond\n'])
       const e = await rejection(s.exec('echo nope >&2; false', { check: true }))
       expect(e.message).toMatch(/^n1 \(root@127\.0\.0\.1:\d+\): echo nope >&2; false: exit 1\nnope$/)
     })

@@ -94,9 +94,12 @@ describe('probe script and parser', () => {
 
   it('as a loop with conntrackd: "s" answers its counters alone', async () => {
     const o = { units: ['hafw-none-such.service'], brief: true, runDir: '/nonexistent-hafw', conntrackdConf: '/nonexistent-hafw/conntrackd.conf' }
-    const r = await exec('sh', ['-c', probeLoopScript(o), 'hafw-loop'], { input: 's\np\n', allowFail: true })
-    const [stats, full] = r.stdout.split(/(?<=^@@end\n)/m)
+    const r = await exec('sh', ['-c', probeLoopScript(o), 'hafw-loop'], { input: 's\np\ns\n', allowFail: true })
+    const [stats, full, again] = r.stdout.split(/(?<=^@@end\n)/m)
     expect(stats).not.toContain('@@addr')
+    // a full probe in between (it defines shell functions of its own) changes nothing
+    expect(again).toMatch(/^@@ct general\n[\s\S]*^@@end\n$/m)
+    expect(again).not.toContain('@@addr')
     expect(parseProbe(stats!, 0, { ...o, statsOnly: true }).conntrackd).toMatchObject({ running: false })
     expect(full).toContain('@@addr')
   })

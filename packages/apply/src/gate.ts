@@ -23,6 +23,12 @@ export const SAMPLE_INTERVAL_MS = 100
 /** "Pckts recv" per node: at the first sample (or since conntrackd restarted: it went down) and now. */
 export type SyncWatch = Record<string, { base: number; last: number }>
 
+/** Record node n's counter r: a first sight, or one lower than the last (a restart), is the new baseline. */
+function observe(watch: SyncWatch, n: string, r: number): { base: number; last: number } {
+  const w = watch[n]
+  return (watch[n] = !w || r < w.last ? { base: r, last: r } : { base: w.base, last: r })
+}
+
 export interface SampleVerdict {
   problems: string[]
   /** who holds the VIPs (the whole sync group, else the first instance's) */
@@ -54,9 +60,7 @@ export function judgeSample(pair: PairModel, node: string, updated: readonly str
           problems.push(`${n}: conntrackd -s reports no sync traffic counters`)
           continue
         }
-        const w = watch[n]
-        watch[n] = !w || r < w.last ? { base: r, last: r } : { base: w.base, last: r }
-        if (!(r > watch[n]!.base)) problems.push(`${n}: no sync message received from its peer yet (${r} packets received)`)
+        if (!(r > observe(watch, n, r).base)) problems.push(`${n}: no sync message received from its peer yet (${r} packets received)`)
       }
     } else note = `${peer}'s conntrackd is not running: sync link not checked`
   }
@@ -239,21 +243,14 @@ export function healthGate(g: GateInput): Promise<GateResult> {
     master = v.master
     return v
   }
+  const baseline = async (n: string) => {
+    const p = await g.loops.stats(n, g.signal).catch(() => null)
+    const r = p?.conntrackd?.running ? recvPackets(p.conntrackd.stats!) : null
+    if (r !== null) observe(watch, n, r)
+  }
   const prepare = async () => {
     if (!g.pair.conntrack_sync) return
-    await Promise.all(
-      names
-        .filter((n) => !watch[n])
-        .map((n) =>
-          g.loops.stats(n, g.signal).then(
-            (p) => {
-              const r = p.conntrackd?.running ? recvPackets(p.conntrackd.stats!) : null
-              if (r !== null) watch[n] = { base: r, last: r }
-            },
-            () => undefined,
-          ),
-        ),
-    )
+    await Promise.all(names.filter((n) => !watch[n]).map(baseline))
     // Sync messages cross the link now, not with the next ALIVE (about 1 s), and the restarted
     // daemon's empty external cache is filled again. A failure shows in the samples.
     if (g.resync) await g.loops.run(g.node, 'resync', g.signal).catch(() => undefined)

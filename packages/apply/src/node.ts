@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto'
-import { StringDecoder } from 'node:string_decoder'
 import { HafwError } from '@hafw/core'
 import type { FirewallModel, SyncModel } from '@hafw/inventory'
 import { fenceRefusal, GENERATIONS, NODE_DIR, type NodePlan, type NodeState } from '@hafw/plan'
@@ -91,22 +90,21 @@ export async function swap(c: NodeCtx, confirmTimeoutS: number, extraStart: stri
   c.armedAt = Date.now()
   let out = ''
   let code = -1
-  const decoder = new StringDecoder('utf8')
-  let path = false
+  // the markers are ASCII lines: latin1 text of the chunks so far finds them across chunk boundaries
+  let seen: string | null = ''
+  const watch = (b: Buffer) => {
+    if (seen === null) return
+    seen += b.toString('latin1')
+    if (!/^@@path$/m.test(seen)) return
+    seen = null
+    onPath?.()
+  }
   try {
-    const r = await c.session.execStream('sh -s', {
-      input: script,
-      timeoutMs: Math.max(30_000, (confirmTimeoutS - 5) * 1000),
-      signal,
-      onStdout: (b) => {
-        out += decoder.write(b)
-        if (!path && /^@@path$/m.test(out)) (path = true), onPath?.()
-      },
-    })
-    out += decoder.end()
+    const r = await c.session.exec('sh -s', { input: script, timeoutMs: Math.max(30_000, (confirmTimeoutS - 5) * 1000), signal, onStdout: watch })
+    out = r.stdout
     code = r.code
     // refused before the timer was armed: nothing changed
-    const refused = fenceRefusal(c.name, `swapping in generation ${c.gen}`, { code, stdout: out }, c.fence)
+    const refused = fenceRefusal(c.name, `swapping in generation ${c.gen}`, r, c.fence)
     if (refused) return { ok: false, armed: false, steps: [], error: refused.message }
     if (code !== 0) out += `\n${r.stderr}`
   } catch (e) {

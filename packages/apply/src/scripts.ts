@@ -200,8 +200,9 @@ export function swapScript(s: SwapSpec): string {
   if (s.changes.length) L.push(`sync -- ${[...new Set(s.changes.map((c) => q(dirname(c.path))))].join(' ')} 2>/dev/null || sync`)
   const step = (name: string, line: string) =>
     L.push(`tick; t=$_t; out=$( { ${line}; } 2>&1); rc=$?; tick; printf '@@step %s %s %s\\n' ${q(name)} $rc $(( (_t - t) * 10 )); if [ $rc -ne 0 ]; then printf '%s\\n' "$out"; exit 5; fi`)
-  // units enabled or started (hafw-firewall.service loads a ruleset) come after every step
-  const last = s.enable.length || s.start.length ? Infinity : s.steps.findLastIndex((st) => !OFF_PATH.has(st.service))
+  // the marker follows the last step on the path (-1: before the first); none when units are
+  // enabled or started (hafw-firewall.service loads a ruleset), which comes after every step
+  const last = s.enable.length || s.start.length ? null : s.steps.findLastIndex((st) => !OFF_PATH.has(st.service))
   if (last === -1) L.push('echo @@path')
   s.steps.forEach((st, i) => {
     step(`${st.service}/${st.action}`, stepLine(st))
@@ -251,10 +252,14 @@ export function rollbackScript(s: { gen: number; prev: number | null; backend: B
     const unit = st.command[0] === 'systemctl' ? st.command[2] : undefined
     if (unit && wasStopped.has(unit)) continue
     if (st.service === 'firewall') {
-      // the loader of the previous generation, or (none before hafw) the saved live ruleset
-      const restore = !s.saveRuleset
-        ? 'false'
-        : s.backend === 'iptables'
+      // the loader of the previous generation, or (none before hafw) the saved live ruleset;
+      // nothing saved (saveRuleset): the loader existed before, so it is there again
+      if (!s.saveRuleset) {
+        L.push(`${stepLine(st)} || echo "failed: firewall"`)
+        continue
+      }
+      const restore =
+        s.backend === 'iptables'
           ? `{ iptables-restore < ${D}/ruleset.save && { [ ! -s ${D}/ruleset6.save ] || ip6tables-restore < ${D}/ruleset6.save; }; }`
           : `{ echo 'flush ruleset'; cat ${D}/ruleset.save; } | nft -f -`
       L.push(`if [ -x ${q(st.command[0]!)} ]; then ${stepLine(st)}; else ${restore}; fi || echo "failed: firewall"`)

@@ -76,14 +76,17 @@ export function liveFunctions(backend: Backend): string {
  * before it did this here) compares equal.
  */
 export function normaliseLive(kind: LiveKind, text: string): string {
-  const lines = text.split('\n').filter((l) => l !== '')
-  const out =
-    kind === 'ruleset'
-      ? lines.filter((l) => !l.startsWith('#')).map((l) => l.replace(/ \[[0-9]*:[0-9]*\]$/, ''))
-      : kind === 'routes'
-        ? lines.filter((l) => !l.includes(' table local') && !l.includes('proto kernel')).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
-        : lines
-  return out.map((l) => `${l}\n`).join('')
+  let lines = text.split('\n').filter((l) => l !== '')
+  switch (kind) {
+    case 'ruleset':
+      lines = lines.filter((l) => !l.startsWith('#')).map((l) => l.replace(/ \[[0-9]*:[0-9]*\]$/, ''))
+      break
+    case 'routes':
+      // byte order, as `sort` in the C locale
+      lines = lines.filter((l) => !l.includes(' table local') && !l.includes('proto kernel')).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+      break
+  }
+  return lines.map((l) => `${l}\n`).join('')
 }
 
 export interface RemoteFile {

@@ -83,10 +83,9 @@ export type Template = (view: object) => string
 export function compileTemplate(source: string, name: string): Template {
   let fn: Handlebars.TemplateDelegate
   try {
-    // compile() is lazy and would generate the code again at first use: precompile once, now
-    // (syntax errors and unknown helpers surface here), and build the template from that spec
-    // (Handlebars.template of a precompiled object, as a build step would load it)
-    // (precompile is typed as returning the spec; it returns the spec's source text)
+    // compile() is lazy and would generate the code again at first use: generate it once, now
+    // (syntax errors and unknown helpers surface here), and load it as a build step's
+    // precompiled template would be (precompile is typed as the spec; it returns its source)
     const code = hb.precompile(source, COMPILE) as unknown as string
     fn = hb.template(new Function(`return ${code}`)() as ReturnType<typeof hb.precompile>)
   } catch (e) {

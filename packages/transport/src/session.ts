@@ -24,6 +24,8 @@ export interface ExecOptions extends CommandOptions {
   check?: boolean
   /** Bytes of stdout kept before failing; use execStream for big outputs. Default 64 MiB. */
   maxBuffer?: number
+  /** Sees each stdout chunk as it arrives (all of stdout is still collected), e.g. a progress marker. */
+  onStdout?: (chunk: Buffer) => void
 }
 
 export interface ExecResult {
@@ -194,6 +196,7 @@ export class Session {
         size += b.length
         if (size > max) throw new HafwError(`${this.label}: output of "${short(cmd)}" exceeds ${max} bytes; use execStream`)
         chunks.push(b)
+        opts.onStdout?.(b)
       },
     })
     const res: ExecResult = { code: r.code, signal: r.signal, stdout: Buffer.concat(chunks).toString('utf8'), stderr: r.stderr }

@@ -214,10 +214,21 @@ export interface ProbeLoop {
  * ends the loop.
  */
 export function probeLoopScript(o: ProbeOptions, extra: Record<string, string> = {}): string {
+  // the requests answered with a probe: a shell function each, probe_<request> (probeScript defines s() itself)
+  const probes: Record<string, string> = { p: probeScript(o), ...(o.conntrackdConf ? { s: probeScript({ ...o, statsOnly: true }) } : {}) }
   for (const k of Object.keys(extra)) if (!/^[a-z][a-z0-9-]*$/.test(k) || k === 'p' || k === 's') throw new HafwError(`probe loop: bad command name ${JSON.stringify(k)}`)
   const cases = Object.entries(extra).map(([k, line]) => `  ${k}) { ${line}; } >/dev/null 2>&1; echo @@end ;;`)
-  const stats = o.conntrackdConf ? ['stats_probe() {', probeScript({ ...o, statsOnly: true }).trimEnd(), '}'] : []
-  return ['p() {', probeScript(o).trimEnd(), '}', ...stats, 'while IFS= read -r req; do', '  case $req in', '  p) p ;;', ...(stats.length ? ['  s) stats_probe ;;'] : []), ...cases, '  *) exit 2 ;;', '  esac', 'done', ''].join('\n')
+  return [
+    ...Object.entries(probes).flatMap(([k, script]) => [`probe_${k}() {`, script.trimEnd(), '}']),
+    'while IFS= read -r req; do',
+    '  case $req in',
+    ...Object.keys(probes).map((k) => `  ${k}) probe_${k} ;;`),
+    ...cases,
+    '  *) exit 2 ;;',
+    '  esac',
+    'done',
+    '',
+  ].join('\n')
 }
 
 /** How long a probe (a loop's request too) may take on the node before it counts as failed. */
