@@ -2,7 +2,11 @@ import { defineConfig } from 'vitest/config'
 import { fileURLToPath } from 'node:url'
 
 // Tests import packages from source, so unit tests need no build step.
-const alias = [{ find: /^@hafw\/([a-z-]+)$/, replacement: fileURLToPath(new URL('./packages/$1/src/index.ts', import.meta.url)) }]
+const alias = [
+  { find: /^@hafw\/([a-z-]+)$/, replacement: fileURLToPath(new URL('./packages/$1/src/index.ts', import.meta.url)) },
+  // subpath exports (@hafw/render/view): the module of that name
+  { find: /^@hafw\/([a-z-]+)\/([a-z-]+)$/, replacement: fileURLToPath(new URL('./packages/$1/src/$2.ts', import.meta.url)) },
+]
 
 export default defineConfig({
   resolve: { alias },

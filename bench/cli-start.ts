@@ -13,6 +13,19 @@
  *   npx tsx bench/cli-start.ts [--runs 15] [--cli packages/cli/bin/run.js,/other/build/bin/run.js]
  *
  * Several --cli builds (comma-separated) run interleaved, to compare them under the same load.
+ *
+ * With --verify INV, the command timed is `hafw verify INV --json` on a lab that is up (root;
+ * HAFW_STATE_DIR as for `hafw lab up INV`), the overhead being its wall time less the span of the
+ * pairs' own jobs (the first pair job's "start" to the last one's "done").
+ *
+ * Measured here 2026-12-07 (2 cores, medians of 15 runs, interleaved with a build of 7f8ff4f,
+ * where issue 13 measured 0.8 s on verify), this build against 7f8ff4f:
+ *   hafw verify on the lab (inventory/lab.yaml):  overhead 319 ms vs 561 ms (-43%); 301 vs 472 ms
+ *     to the job's start, 17 vs 98 ms from its end to exit; wall 1387 vs 1751 ms
+ *   hafw jobs ping:  overhead 278 vs 357 ms; hafw --version 165 vs 193 ms (node -e 0: 64-87 ms)
+ * What did it: one bundle of the CLI and its dependencies (packages/cli/bin/bundle.js), zod
+ * imported as a namespace (582 -> 146 kB in it) and parsing without its JIT, views without
+ * Handlebars, no short BLOCK waits on Redis (queue.ts follow()).
  */
 import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -21,11 +34,15 @@ import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { ensureEmbeddedRedis, JobQueue, readEvents, stopEmbeddedRedis } from '../packages/queue/src/index.js'
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '15' }, cli: { type: 'string', default: 'packages/cli/bin/run.js' } } })
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '15' }, cli: { type: 'string', default: 'packages/cli/bin/run.js' }, verify: { type: 'string' } } })
 const RUNS = Number(values.runs)
 const CLIS = values.cli!.split(',').map((c) => resolve(c))
-const dir = mkdtempSync(join(tmpdir(), 'hafw-bench-start-'))
+const VERIFY = values.verify && resolve(values.verify)
+if (VERIFY && !process.env.HAFW_STATE_DIR) throw new Error('--verify: set HAFW_STATE_DIR to the state directory of the lab that is up')
+const dir = VERIFY ? process.env.HAFW_STATE_DIR! : mkdtempSync(join(tmpdir(), 'hafw-bench-start-'))
 const env = { ...process.env, HAFW_STATE_DIR: dir, REDIS_URL: '', REDIS_SENTINELS: '', NODE_OPTIONS: '' }
+const command = VERIFY ? ['verify', VERIFY, '--json'] : ['jobs', 'ping', '--json']
+const label = VERIFY ? 'hafw verify' : 'hafw jobs ping'
 
 /** Run a process; wall time from just before spawn to its exit. */
 function run(argv: string[]): Promise<{ t0: number; t1: number; code: number | null; out: string; err: string }> {
@@ -66,22 +83,28 @@ try {
     if (i > 0) node.push(n.t1 - n.t0)
     for (const cli of CLIS) {
       const v = await run([cli, '--version'])
-      const r = await run([cli, 'jobs', 'ping', '--json'])
-      if (r.code !== 0) throw new Error(`${cli} jobs ping: exit ${r.code}\n${r.err}`)
-      for (const line of (v.err + r.err).split('\n')) if (line.trim()) warnings.add(`${cli}: ${line}`)
-      const { jobId } = JSON.parse(r.out) as { jobId: string }
+      const r = await run([cli, ...command])
+      if (r.code !== 0) throw new Error(`${cli} ${command.join(' ')}: exit ${r.code}\n${r.err}`)
+      // verify logs what it does to stderr; only warnings count there.
+      for (const line of (v.err + r.err).split('\n')) if (line.trim() && (!VERIFY || /warn/i.test(line))) warnings.add(`${cli}: ${line}`)
+      const jobId = VERIFY ? (await q.list({ limit: 1 }))[0]!.id : (JSON.parse(r.out) as { jobId: string }).jobId
       const { events } = await readEvents(q.redis, q.key('events', jobId), '0-0')
-      const at = (kind: string) => {
-        const e = events.find((x) => x.job === jobId && x.kind === kind)
-        if (!e) throw new Error(`job ${jobId}: no "${kind}" event`)
-        return e.t
+      // The jobs that did the work: the job itself, or a rollout's pair jobs (its children).
+      const started = new Set(events.filter((e) => e.kind === 'start').map((e) => e.job))
+      if (started.size > 1) started.delete(jobId)
+      const at = (kind: string, pick: (...t: number[]) => number) => {
+        const ts = events.filter((x) => started.has(x.job) && x.kind === kind).map((x) => x.t)
+        if (ts.length !== started.size) throw new Error(`job ${jobId}: ${started.size} job(s) started, ${ts.length} "${kind}" event(s)`)
+        return pick(...ts)
       }
       if (i === 0) continue // warm-up: disk cache, and the CLI's manifest if the build is newer
       const f = figs.get(cli)!
+      const start = at('start', Math.min)
+      const done = at('done', Math.max)
       f.version.push(v.t1 - v.t0)
-      f.start.push(at('start') - r.t0)
-      f.end.push(r.t1 - at('done'))
-      f.overhead.push(at('start') - r.t0 + (r.t1 - at('done')))
+      f.start.push(start - r.t0)
+      f.end.push(r.t1 - done)
+      f.overhead.push(start - r.t0 + (r.t1 - done))
       f.wall.push(r.t1 - r.t0)
     }
   }
@@ -90,14 +113,17 @@ try {
   for (const [cli, f] of figs) {
     console.log(cli)
     console.log(`  hafw --version                       ${fmt(f.version)}`)
-    console.log(`  hafw jobs ping: start -> job start   ${fmt(f.start)}`)
-    console.log(`  hafw jobs ping: job done -> exit     ${fmt(f.end)}`)
-    console.log(`  hafw jobs ping: overhead (sum)       ${fmt(f.overhead)}`)
-    console.log(`  hafw jobs ping: wall                 ${fmt(f.wall)}`)
+    console.log(`  ${label}: start -> job start   ${fmt(f.start)}`)
+    console.log(`  ${label}: job done -> exit     ${fmt(f.end)}`)
+    console.log(`  ${label}: overhead (sum)       ${fmt(f.overhead)}`)
+    console.log(`  ${label}: wall                 ${fmt(f.wall)}`)
   }
   if (warnings.size) console.log(`stderr was not empty:\n  ${[...warnings].join('\n  ')}`)
 } finally {
   await q.close()
-  await stopEmbeddedRedis(join(dir, 'redis'))
-  rmSync(dir, { recursive: true, force: true })
+  if (!VERIFY) {
+    // The lab's state (and its Redis) stays as it was.
+    await stopEmbeddedRedis(join(dir, 'redis'))
+    rmSync(dir, { recursive: true, force: true })
+  }
 }

@@ -3,7 +3,7 @@ import { HafwError, InvalidInputError, reporter, sleep, throwIfAborted, type Ope
 import { peerOf, type Model, type NodeModel, type PairModel } from '@hafw/inventory'
 import { labProbes, type LabProbe } from '@hafw/lab'
 import { fenceRefusal, lockedLines } from '@hafw/plan'
-import { pairNodeView } from '@hafw/render'
+import { pairNodeView } from '@hafw/render/view'
 import { shellQuote } from '@hafw/transport'
 import { ADDR_COMMAND, conntrackListCommand, describe as describeVerify, parseAddrs, parseFlowsSync, SessionPool, verifyPairModel, type PairVerifyResult, type Problem } from '@hafw/verify'
 import { countByFamily, judge, phaseFlows, type PhaseVerdictInput } from './analyze.js'

@@ -1,5 +1,5 @@
 import type { NodeModel, PairModel } from '@hafw/inventory'
-import { RUNTIME } from '@hafw/render'
+import { RUNTIME } from '@hafw/render/layout'
 import { shellQuote as q } from '@hafw/transport'
 import type { DrillMode } from './types.js'
 

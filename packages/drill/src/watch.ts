@@ -1,6 +1,6 @@
 import { HafwError } from '@hafw/core'
 import type { NodeModel } from '@hafw/inventory'
-import { RUNTIME } from '@hafw/render'
+import { RUNTIME } from '@hafw/render/layout'
 import { ADDR_COMMAND, parseAddrLine, type SessionPool } from '@hafw/verify'
 
 /*

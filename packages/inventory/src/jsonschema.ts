@@ -1,4 +1,4 @@
-import { z } from 'zod'
+import * as z from 'zod'
 import { InventorySchema } from './schema.js'
 
 /** JSON Schema of the inventory for editors (yaml-language-server). */

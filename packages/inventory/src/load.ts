@@ -11,7 +11,7 @@ import {
   type Pair as YamlPair,
   type YAMLError,
 } from 'yaml'
-import type { z } from 'zod'
+import type * as z from 'zod'
 import { InvalidInputError, type SourceIssue } from '@hafw/core'
 import { HostSchema, InterfaceAddress, InstanceSchema, InventorySchema, NodeAddress, PairSchema, type RawHost, type RawInventory, type RawPair } from './schema.js'
 import { globalRules, hostRules, looseView, pairRules, type Path, type RuleIssue } from './rules.js'

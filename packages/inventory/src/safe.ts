@@ -1,4 +1,4 @@
-import { z } from 'zod'
+import * as z from 'zod'
 
 /*
  * Every inventory string that can reach a config file or a shell command is restricted here,

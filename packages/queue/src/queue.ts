@@ -1,9 +1,9 @@
 import type { JobsOptions, JobState } from 'bullmq'
-import { FlowProducer, Job, Queue } from './deps.js'
+import { FlowProducer, Job, Queue } from 'bullmq'
 export type { JobState }
 import type { Redis } from 'ioredis'
 import { hostname, userInfo } from 'node:os'
-import { HafwError, type Progress } from '@hafw/core'
+import { HafwError, sleep, type Progress } from '@hafw/core'
 import { assertReachable, connect, resolveRedis, type RedisTarget } from './redis.js'
 import { assertNoSecrets, loadOperation, pairsFor, ROLLOUT, type OperationRef, type RegisteredOperation } from './registry.js'
 import { PairLocks } from './lock.js'
@@ -299,15 +299,18 @@ export class JobQueue {
         return this.queue.getJobState(jobId)
       }
       // First look at the state at once (a CLI may have to run the job itself), then block on
-      // the stream; right after the job's own final event, re-check quickly. While events flow
-      // the job is being worked on: its state is looked at twice a second, not per event.
+      // the stream. While events flow the job is being worked on: its state is looked at twice a
+      // second, not per event. After the job's own final event it is completed or failed within
+      // a few ms: poll for that with our own short sleeps, not a short BLOCK, which Redis ends
+      // only on its next cron tick (hz 10: a BLOCK 20 took 90 ms, a third of a CLI's overhead).
       let checked = 0
+      let ended = 0
       for (let blockMs: number | undefined = undefined; ; ) {
         const r = await readEvents(reader, this.key('events', root), last, blockMs)
         last = r.last
         r.events.filter(mine).forEach(onEvent)
-        const ending = r.events.some((e) => e.job === jobId && (e.kind === 'done' || e.kind === 'fail'))
-        if (r.events.length && !ending && blockMs !== undefined && Date.now() - checked < 500) continue
+        if (r.events.some((e) => e.job === jobId && (e.kind === 'done' || e.kind === 'fail'))) ended ||= 1
+        if (r.events.length && !ended && blockMs !== undefined && Date.now() - checked < 500) continue
         checked = Date.now()
         const state = await this.queue.getJobState(jobId)
         if (state === 'completed' || state === 'failed') {
@@ -316,7 +319,10 @@ export class JobQueue {
         }
         if (state === 'unknown') throw new HafwError(`job ${jobId} no longer exists (removed while waiting?)`)
         await onPoll(state)
-        blockMs = ending ? 20 : 500
+        // Still finishing: look again soon. Back in the queue (a retry): wait on the stream again.
+        if (state !== 'active') ended = 0
+        if (ended) await sleep(Math.min(2 ** ended++, 64))
+        blockMs = ended ? undefined : 500
       }
     } finally {
       reader.disconnect()

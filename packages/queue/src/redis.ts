@@ -1,5 +1,5 @@
 import type { RedisOptions } from 'ioredis'
-import { Redis } from './deps.js'
+import { Redis } from 'ioredis'
 import { createConnection } from 'node:net'
 import { readFileSync } from 'node:fs'
 import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises'

@@ -1,4 +1,4 @@
-import { DelayedError, WaitingChildrenError, type Job } from './deps.js'
+import { DelayedError, WaitingChildrenError, type Job } from 'bullmq'
 import { HafwError } from '@hafw/core'
 import { assertNoSecrets, pairsFor, ROLLOUT, type RegisteredOperation } from './registry.js'
 import type { JobError } from './errors.js'

@@ -1,4 +1,4 @@
-import { DelayedError, UnrecoverableError, WaitingChildrenError, Worker, type Job } from './deps.js'
+import { DelayedError, UnrecoverableError, WaitingChildrenError, Worker, type Job } from 'bullmq'
 import { setMaxListeners } from 'node:events'
 import { hostname } from 'node:os'
 import { randomBytes } from 'node:crypto'

@@ -1,7 +1,8 @@
 import Handlebars from 'handlebars'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { HafwError, repoRoot } from '@hafw/core'
+import { repoRoot } from '@hafw/core'
+import { RenderError } from './errors.js'
 
 /*
  * One isolated Handlebars instance: strict (a missing field throws instead of rendering ""),
@@ -12,13 +13,6 @@ import { HafwError, repoRoot } from '@hafw/core'
 
 /** Characters no rendered value may carry: a newline would start a new directive. */
 const CONTROL = /[\x00-\x1f\x7f]/
-
-export class RenderError extends HafwError {
-  constructor(message: string) {
-    super(message, { exitCode: 1 })
-    this.name = 'RenderError'
-  }
-}
 
 function refuseQuote(kind: string, s: unknown, bad: RegExp): string {
   const v = String(s)

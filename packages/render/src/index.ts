@@ -1,6 +1,7 @@
 export { renderInventory, manifest, writeRendered, SERVICE_ORDER, SERVICE_COMMANDS } from './render.js'
 export type { RenderedFile, RenderedNode, RenderOptions, Manifest, Service, Action, CheckKind } from './render.js'
-export { compileTemplate, renderTemplate, templatesDir, assertPlainView, strictView, RenderError } from './engine.js'
+export { compileTemplate, renderTemplate, templatesDir, assertPlainView, strictView } from './engine.js'
+export { RenderError } from './errors.js'
 export { pairNodeView, hostView } from './view.js'
 export type { NodeView, Kind } from './view.js'
 export { LAYOUTS, SCRIPTS, RUNTIME, CHAINS_FILES } from './layout.js'

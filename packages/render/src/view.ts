@@ -1,6 +1,6 @@
 import type { AllowModel, CheckModel, Family, HostModel, Iface, Model, NodeModel, PairModel, Profile, RouteModel } from '@hafw/inventory'
 import { familyOf, interfaceFor, ipToNum, parseIPv6Groups, peerOf } from '@hafw/inventory'
-import { RenderError } from './engine.js'
+import { RenderError } from './errors.js'
 import { CHAINS_FILES, LAYOUTS, RUNTIME, SCRIPTS, type Layout } from './layout.js'
 
 /*

@@ -1,6 +1,6 @@
 import { HafwError, InvalidInputError, reporter, sleep, throwIfAborted, type Progress, type SourceIssue } from '@hafw/core'
 import { ipProblem, loadInventory, type Model, type NodeModel, type PairModel } from '@hafw/inventory'
-import { pairNodeView } from '@hafw/render'
+import { pairNodeView } from '@hafw/render/view'
 import { type DumpKind, type DumpStats, type NodeProbe, ADDR_COMMAND, dumpCommand, openDump, parseAddrs, probeNode } from './collect.js'
 import { type CompareCounts, type CompareMemo, type CompareResult, type Mismatch, compareFlows } from './compare.js'
 import { type SyncFilter, compileSyncFilter } from './filter.js'
