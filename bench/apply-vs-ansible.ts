@@ -16,16 +16,18 @@
  * rollback, gates on VRRP/conntrackd/SSH health and confirms; Ansible here does none of that.
  * Everything it starts is stopped and removed at the end, also on SIGINT/SIGTERM.
  *
- * Measured here (2 cores, 24 GB; one run of --pairs 10,25,50 on a 100-host lab, 2026-12-06):
- *   change  10 pairs  hafw 4.1 s  ansible 30.2 s  7.4x    no-op 1.5 s / 12.6 s  8.3x
- *   change  25 pairs  hafw 10.3 s ansible 87.7 s  8.6x    no-op 4.1 s / 41.6 s  10.0x
- *   change  50 pairs  hafw 22.7 s ansible 158.4 s 7.0x    no-op 7.2 s / 59.6 s  8.3x
- * (2026-12-04, before the gate took its counter baselines alone and reconnected during the
- * swap: 5.5 / 14.2 / 22.8 s, 6.0x / 5.6x / 6.6x.) hafw is CPU-bound from 10 pairs on: the
- * 50-pair change kept the machine 40.6 s busy of 45.5 s (about 0.4 s of CPU per node, most of
- * it on the nodes: two SSH logins, systemd and systemctl, conntrackd's restart in its sandbox,
- * program starts), so on two cores it cannot finish under ~20 s. On a 20-host lab (--hafw-only
- * --keep) the change took 3.7-4.7 s at 6.6-8.0 s of CPU.
+ * Measured here (2 cores, 24 GB; one run of --pairs 10,25,50 on a 100-host lab, 2026-12-07):
+ *   change  10 pairs  hafw 4.0 s  ansible 30.4 s  7.6x    no-op 1.2 s / 12.7 s  10.2x
+ *   change  25 pairs  hafw 9.3 s  ansible 71.2 s  7.6x    no-op 2.3 s / 29.8 s  13.0x
+ *   change  50 pairs  hafw 17.4 s ansible 141.8 s 8.1x    no-op 3.8 s / 60.2 s  15.7x
+ * (2026-12-06, before the CLI ran from a bundle and exited at once: 4.1 / 10.3 / 22.7 s,
+ * no-op 1.5 / 4.1 / 7.2 s; 2026-12-04: 5.5 / 14.2 / 22.8 s.) hafw is CPU-bound from 10 pairs
+ * on: the 50-pair change kept the machine 34.0 s busy of 34.9 s (about 0.34 s of CPU per node,
+ * most of it on the nodes: two SSH logins, systemd and systemctl, conntrackd's restart in its
+ * sandbox, per gate sample conntrackd -s, ip and systemctl on both nodes), so on two cores it
+ * cannot finish under ~17 s, nor the 10-pair change under ~3.5 s. On a 20-host lab
+ * (--hafw-only --keep) the change took 3.7-4.2 s at 6.8-8.0 s of CPU; CLI start, queue and
+ * result 394-626 ms of it (680-815 ms on 2026-12-06).
  */
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'

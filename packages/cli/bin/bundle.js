@@ -5,10 +5,10 @@
 // is loaded when a job of it runs. oclif.manifest.json beside it lists the commands, so oclif
 // does not import every command to find them.
 //
-// `npm run build` writes both; the CLI rewrites them when a package's dist/, a package.json or
-// the lockfile changed since (a plain `tsc -b`), so it never runs stale code.
+// `npm run build` writes both; the CLI rewrites them when a package was rebuilt since (a plain
+// `tsc -b`), or a package.json or the lockfile changed, so it never runs stale code.
 import { createHash } from 'node:crypto'
-import { readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 
@@ -58,47 +58,55 @@ const inPlace = {
   },
 }
 
+/** Chunks of an earlier build stay this long: a process started on it (a worker) may still import one. */
+const STALE_CHUNK_MS = 3_600_000
+
 async function build() {
-  const { build: esbuild } = await import('esbuild')
+  let esbuild
+  try {
+    ;({ build: esbuild } = await import('esbuild'))
+  } catch (e) {
+    throw new Error(`the CLI's bundle is out of date and esbuild cannot be loaded (${e.message}): run \`npm ci && npm run build\``)
+  }
   const commands = join(root, 'dist', 'commands')
   const entryPoints = { main: 'hafw:main', help: join(root, 'dist', 'lib', 'help.js') }
   for (const f of readdirSync(commands, { recursive: true })) if (f.endsWith('.js')) entryPoints[join('commands', f.slice(0, -3))] = join(commands, f)
-  const tmp = `${OUT}.${process.pid}.tmp`
-  rmSync(tmp, { recursive: true, force: true })
-  try {
-    await esbuild({
-      entryPoints,
-      outdir: tmp,
-      bundle: true,
-      splitting: true,
-      chunkNames: 'chunks/[name]-[hash]',
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      // Smaller files compile faster; names stay. For stack traces in the sources:
-      // NODE_OPTIONS=--enable-source-maps (the maps are beside the chunks).
-      minifyWhitespace: true,
-      minifySyntax: true,
-      sourcemap: 'linked',
-      logLevel: 'error',
-      // Optional dependencies that may be absent (oclif's TypeScript support, msgpackr's addon).
-      external: ['typescript', 'ts-node', 'msgpackr-extract'],
-      plugins: [inPlace],
-      // CommonJS modules inside call require() for Node's own modules.
-      banner: { js: "import { createRequire as __hafwRequire } from 'node:module'\nconst require = __hafwRequire(import.meta.url)" },
-    })
-    // Swapped in whole; a CLI that started on the old one may still be loading its chunks, so
-    // it is moved aside and removed, not overwritten file by file.
-    const old = `${OUT}.${process.pid}.old`
-    try {
-      renameSync(OUT, old)
-    } catch {
-      // none yet
-    }
-    renameSync(tmp, OUT)
-    rmSync(old, { recursive: true, force: true })
-  } finally {
-    rmSync(tmp, { recursive: true, force: true })
+  const r = await esbuild({
+    entryPoints,
+    outdir: OUT,
+    write: false,
+    bundle: true,
+    splitting: true,
+    chunkNames: 'chunks/[name]-[hash]',
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    // Smaller files compile faster; names stay. For stack traces in the sources:
+    // NODE_OPTIONS=--enable-source-maps (the maps are beside the chunks).
+    minifyWhitespace: true,
+    minifySyntax: true,
+    sourcemap: 'linked',
+    logLevel: 'error',
+    // Optional dependencies that may be absent (oclif's TypeScript support, msgpackr's addon).
+    external: ['typescript', 'ts-node', 'msgpackr-extract'],
+    plugins: [inPlace],
+    // CommonJS modules inside call require() for Node's own modules.
+    banner: { js: "import { createRequire as __hafwRequire } from 'node:module'\nconst require = __hafwRequire(import.meta.url)" },
+  })
+  // Each file replaced whole (CLIs started meanwhile read old or new, never half of one). Chunk
+  // names carry a hash of their content, so old chunks are not overwritten: they go once stale.
+  const fresh = new Set()
+  for (const f of r.outputFiles) {
+    fresh.add(f.path)
+    mkdirSync(dirname(f.path), { recursive: true })
+    const tmp = `${f.path}.${process.pid}.tmp`
+    writeFileSync(tmp, f.contents)
+    renameSync(tmp, f.path)
+  }
+  for (const e of readdirSync(OUT, { recursive: true, withFileTypes: true })) {
+    const p = join(e.parentPath ?? e.path, e.name)
+    if (!e.isFile() || fresh.has(p) || p.endsWith('.tmp')) continue
+    if (!p.startsWith(join(OUT, 'chunks')) || Date.now() - statSync(p).mtimeMs > STALE_CHUNK_MS) rmSync(p, { force: true })
   }
 }
 
@@ -126,7 +134,6 @@ export async function ensureBundle() {
   } catch {
     // none yet, or half written by an older build
   }
-  mkdirSync(dirname(OUT), { recursive: true })
   // A stale manifest would hide or misdescribe commands.
   rmSync(MANIFEST, { force: true })
   await build()
