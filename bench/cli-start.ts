@@ -20,9 +20,10 @@
  *
  * Measured here 2026-12-07 (2 cores, medians of 15 runs, interleaved with a build of 7f8ff4f,
  * where issue 13 measured 0.8 s on verify), this build against 7f8ff4f:
- *   hafw verify on the lab (inventory/lab.yaml):  overhead 319 ms vs 561 ms (-43%); 301 vs 472 ms
- *     to the job's start, 17 vs 98 ms from its end to exit; wall 1387 vs 1751 ms
- *   hafw jobs ping:  overhead 278 vs 357 ms; hafw --version 165 vs 193 ms (node -e 0: 64-87 ms)
+ *   hafw verify on the lab (inventory/lab.yaml):  overhead 319 ms vs 536 ms (-40%; -43..-45% in
+ *     two busier runs); 299 vs 442 ms to the job's start, 15 vs 85 ms from its end to exit;
+ *     wall 1415 vs 1742 ms; hafw --version 134 vs 155 ms (node -e 0: 63 ms)
+ *   hafw jobs ping:  overhead 278 vs 357 ms
  * What did it: one bundle of the CLI and its dependencies (packages/cli/bin/bundle.js), zod
  * imported as a namespace (582 -> 146 kB in it) and parsing without its JIT, views without
  * Handlebars, no short BLOCK waits on Redis (queue.ts follow()).
@@ -97,7 +98,7 @@ try {
         if (ts.length !== started.size) throw new Error(`job ${jobId}: ${started.size} job(s) started, ${ts.length} "${kind}" event(s)`)
         return pick(...ts)
       }
-      if (i === 0) continue // warm-up: disk cache, and the CLI's manifest if the build is newer
+      if (i === 0) continue // warm-up: disk cache, and the CLI's bundle if the build is newer
       const f = figs.get(cli)!
       const start = at('start', Math.min)
       const done = at('done', Math.max)

@@ -58,6 +58,13 @@ const inPlace = {
   },
 }
 
+/** Replace a file whole: CLIs started meanwhile (or building at once) read the old or the new one. */
+function writeWhole(path, data) {
+  const tmp = `${path}.${process.pid}.tmp`
+  writeFileSync(tmp, data)
+  renameSync(tmp, path)
+}
+
 /** Chunks of an earlier build stay this long: a process started on it (a worker) may still import one. */
 const STALE_CHUNK_MS = 3_600_000
 
@@ -93,15 +100,12 @@ async function build() {
     // CommonJS modules inside call require() for Node's own modules.
     banner: { js: "import { createRequire as __hafwRequire } from 'node:module'\nconst require = __hafwRequire(import.meta.url)" },
   })
-  // Each file replaced whole (CLIs started meanwhile read old or new, never half of one). Chunk
-  // names carry a hash of their content, so old chunks are not overwritten: they go once stale.
+  // Chunk names carry a hash of their content, so old chunks are not overwritten: they go once stale.
   const fresh = new Set()
   for (const f of r.outputFiles) {
     fresh.add(f.path)
     mkdirSync(dirname(f.path), { recursive: true })
-    const tmp = `${f.path}.${process.pid}.tmp`
-    writeFileSync(tmp, f.contents)
-    renameSync(tmp, f.path)
+    writeWhole(f.path, f.contents)
   }
   for (const e of readdirSync(OUT, { recursive: true, withFileTypes: true })) {
     const p = join(e.parentPath ?? e.path, e.name)
@@ -116,9 +120,7 @@ async function writeManifest(fp) {
   settings.enableAutoTranspile = false
   const plugin = new Plugin({ root, isRoot: true, type: 'core', ignoreManifest: true, errorOnManifestCreate: true })
   await plugin.load()
-  const tmp = `${MANIFEST}.${process.pid}.tmp`
-  writeFileSync(tmp, JSON.stringify({ ...plugin.manifest, hafwFingerprint: fp }))
-  renameSync(tmp, MANIFEST) // atomic: CLIs started at once may all rewrite it
+  writeWhole(MANIFEST, JSON.stringify({ ...plugin.manifest, hafwFingerprint: fp }))
 }
 
 /** Make sure the bundle and the manifest match the build; rebuild them when not. */
@@ -130,7 +132,7 @@ export async function ensureBundle() {
     throw new Error(`hafw is not built (${e.message}): run \`npm run build\``)
   }
   try {
-    if (JSON.parse(readFileSync(MANIFEST, 'utf8')).hafwFingerprint === fp) return false
+    if (JSON.parse(readFileSync(MANIFEST, 'utf8')).hafwFingerprint === fp) return
   } catch {
     // none yet, or half written by an older build
   }
@@ -138,7 +140,6 @@ export async function ensureBundle() {
   rmSync(MANIFEST, { force: true })
   await build()
   await writeManifest(fp)
-  return true
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

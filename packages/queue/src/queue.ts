@@ -304,13 +304,15 @@ export class JobQueue {
       // a few ms: poll for that with our own short sleeps, not a short BLOCK, which Redis ends
       // only on its next cron tick (hz 10: a BLOCK 20 took 90 ms, a third of a CLI's overhead).
       let checked = 0
+      /** polls since the job's own final event was seen (0: not seen) */
       let ended = 0
-      for (let blockMs: number | undefined = undefined; ; ) {
-        const r = await readEvents(reader, this.key('events', root), last, blockMs)
+      for (let first = true; ; first = false) {
+        const block = !first && !ended
+        const r = await readEvents(reader, this.key('events', root), last, block ? 500 : undefined)
         last = r.last
         r.events.filter(mine).forEach(onEvent)
         if (r.events.some((e) => e.job === jobId && (e.kind === 'done' || e.kind === 'fail'))) ended ||= 1
-        if (r.events.length && !ended && blockMs !== undefined && Date.now() - checked < 500) continue
+        if (r.events.length && !ended && block && Date.now() - checked < 500) continue
         checked = Date.now()
         const state = await this.queue.getJobState(jobId)
         if (state === 'completed' || state === 'failed') {
@@ -322,7 +324,6 @@ export class JobQueue {
         // Still finishing: look again soon. Back in the queue (a retry): wait on the stream again.
         if (state !== 'active') ended = 0
         if (ended) await sleep(Math.min(2 ** ended++, 64))
-        blockMs = ended ? undefined : 500
       }
     } finally {
       reader.disconnect()
